@@ -1,0 +1,1 @@
+"""OpenCode API: an LLM agent server."""

@@ -1,0 +1,40 @@
+"""One error base, rendered by one handler as JSON ``{"error": ..., "detail": ...}``."""
+
+from typing import Any
+
+
+class OpencodeError(Exception):
+    status_code = 500
+    error = "internal_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        self.extra = extra
+
+
+class BadRequest(OpencodeError):
+    status_code = 400
+    error = "bad_request"
+
+
+class Unauthorized(OpencodeError):
+    status_code = 401
+    error = "unauthorized"
+
+
+class NotFound(OpencodeError):
+    status_code = 404
+    error = "not_found"
+
+
+class Conflict(OpencodeError):
+    status_code = 409
+    error = "conflict"
+
+
+class PayloadTooLarge(OpencodeError):
+    status_code = 413
+    error = "payload_too_large"

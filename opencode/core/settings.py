@@ -1,0 +1,60 @@
+"""Configuration from the environment (and a ``.env`` file), validated once at startup."""
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    port: int = Field(7860, alias="PORT")
+    database_url: str = Field("sqlite:///./data/opencode.db", alias="DATABASE_URL")
+
+    default_model: str | None = Field(None, alias="OPENCODE_MODEL")
+    title_model: str | None = Field(None, alias="OPENCODE_TITLE_MODEL")
+
+    server_password: str | None = Field(None, alias="OPENCODE_SERVER_PASSWORD")
+    max_body_bytes: int = Field(1024 * 1024, alias="OPENCODE_MAX_BODY_BYTES", gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="OPENCODE_CORS_ORIGINS"
+    )
+
+    question_timeout: float = Field(600.0, alias="OPENCODE_QUESTION_TIMEOUT", gt=0)
+    keepalive_seconds: float = Field(15.0, alias="OPENCODE_KEEPALIVE_SECONDS", gt=0)
+    max_retries: int = Field(3, alias="OPENCODE_MAX_RETRIES", ge=0, le=10)
+    retry_base_delay: float = Field(1.0, alias="OPENCODE_RETRY_BASE_DELAY", ge=0)
+    retry_max_delay: float = Field(30.0, alias="OPENCODE_RETRY_MAX_DELAY", ge=0)
+    max_output_tokens: int | None = Field(None, alias="OPENCODE_MAX_OUTPUT_TOKENS", gt=0)
+
+    anthropic_api_key: str | None = Field(None, alias="ANTHROPIC_API_KEY")
+    openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")
+    gemini_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    openai_api_base: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_BASE", "OPENAI_BASE_URL")
+    )
+    anthropic_api_base: str | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL")
+    )
+    gemini_api_base: str | None = Field(None, alias="GEMINI_API_BASE")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _split_csv(value) if isinstance(value, str) else value
+
+    @cached_property
+    def sqlite_path(self) -> str | None:
+        """The file path for a ``sqlite:///`` URL (``sqlite:///:memory:`` gives ``:memory:``)."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            return None
+        return self.database_url[len(prefix) :]
+
+
+def _split_csv(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]

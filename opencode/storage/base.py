@@ -1,0 +1,162 @@
+"""The storage contract: records (frozen dataclasses) and the ``Store`` protocol.
+
+Every backend (SQLite now, Postgres/Supabase later) implements ``Store`` and passes the same
+contract suite in ``tests/storage``. Records carry plain JSON-able values (parts, usage and
+todos are dicts) so storage knows nothing about the wire schemas or the LLM layer.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+MessageStatus = Literal["running", "completed", "aborted", "error"]
+QuestionStatus = Literal["pending", "answered", "rejected", "expired"]
+Order = Literal["asc", "desc"]
+
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def empty_usage() -> dict[str, int]:
+    return dict.fromkeys(USAGE_KEYS, 0)
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    model: str | None = None  # "provider/model" chosen for this session, if any
+    message_count: int = 0
+    total_cost: float = 0.0
+    usage: dict[str, int] = field(default_factory=empty_usage)
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: str
+    session_id: str
+    role: Literal["user", "assistant"]
+    created_at: datetime
+    updated_at: datetime
+    status: MessageStatus
+    parts: list[dict[str, Any]]
+    content: str = ""
+    parent_id: str | None = None
+    model: str | None = None
+    usage: dict[str, int] = field(default_factory=empty_usage)
+    cost: float = 0.0
+    error: str | None = None
+    seq: int = 0  # 1-based position in the session, assigned by the store
+
+
+@dataclass(frozen=True)
+class ModelUsageRecord:
+    model: str
+    cost: float
+    steps: int
+    usage: dict[str, int]
+
+
+@dataclass(frozen=True)
+class QuestionRecord:
+    id: str
+    session_id: str
+    message_id: str
+    call_id: str
+    questions: list[dict[str, Any]]
+    created_at: datetime
+    status: QuestionStatus = "pending"
+    answers: list[list[str]] | None = None
+
+
+class Store(Protocol):
+    async def initialize(self) -> None:
+        """Open connections and create or migrate the schema."""
+
+    async def close(self) -> None: ...
+
+    # sessions
+    async def create_session(self, session: SessionRecord) -> SessionRecord: ...
+
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+        """Newest first (by ``updated_at``, then id); returns the page and the total count."""
+
+    async def update_session(
+        self, session_id: str, *, title: str | None = None, model: str | None = None
+    ) -> SessionRecord | None:
+        """Set the given fields and ``updated_at``; None if the session does not exist."""
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete the session with its messages, todos, questions and usage rows."""
+
+    # messages
+    async def add_message(self, message: MessageRecord) -> MessageRecord:
+        """Insert, assigning ``seq`` = previous count + 1, bumping the session's
+        ``message_count`` and ``updated_at`` in the same transaction. Returns the stored record.
+        Raises KeyError if the session does not exist."""
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        status: MessageStatus | None = None,
+        parts: list[dict[str, Any]] | None = None,
+        content: str | None = None,
+        model: str | None = None,
+        usage: dict[str, int] | None = None,
+        cost: float | None = None,
+        error: str | None = None,
+    ) -> MessageRecord | None: ...
+
+    async def get_message(self, message_id: str) -> MessageRecord | None: ...
+
+    async def list_messages(
+        self, session_id: str, *, limit: int | None, offset: int, order: Order
+    ) -> tuple[list[MessageRecord], int]:
+        """One page in ``seq`` order and the session's total message count. O(page)."""
+
+    # usage and cost
+    async def record_step_usage(
+        self, session_id: str, *, model: str, usage: dict[str, int], cost: float
+    ) -> None:
+        """Add one step's usage and cost to the session totals and its per-model row,
+        in one transaction (totals are sums in the order steps finished)."""
+
+    async def model_usage(self, session_id: str) -> list[ModelUsageRecord]: ...
+
+    # todos
+    async def get_todos(self, session_id: str) -> list[dict[str, Any]]: ...
+
+    async def set_todos(self, session_id: str, todos: list[dict[str, Any]]) -> None: ...
+
+    # questions
+    async def add_question(self, question: QuestionRecord) -> None: ...
+
+    async def get_question(self, question_id: str) -> QuestionRecord | None: ...
+
+    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
+        """Pending questions, oldest first."""
+
+    async def resolve_question(
+        self,
+        question_id: str,
+        *,
+        status: QuestionStatus,
+        answers: list[list[str]] | None = None,
+    ) -> bool:
+        """Move a pending question to ``status``; False if it was not pending."""
+
+    # recovery after a crash
+    async def fail_running_messages(self, error: str) -> list[MessageRecord]:
+        """Mark every ``running`` message ``error`` (with ``error``) and return them."""
+
+    async def expire_pending_questions(self) -> int: ...
