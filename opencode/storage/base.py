@@ -83,7 +83,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # sessions
-    async def create_session(self, session: SessionRecord) -> SessionRecord: ...
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        """Insert; ``message_count``, ``total_cost`` and ``usage`` start at zero whatever the
+        record says (the store owns them). Returns the stored record."""
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
 
@@ -122,24 +124,30 @@ class Store(Protocol):
     async def list_messages(
         self, session_id: str, *, limit: int | None, offset: int, order: Order
     ) -> tuple[list[MessageRecord], int]:
-        """One page in ``seq`` order and the session's total message count. O(page)."""
+        """One page in ``seq`` order and the session's total message count. O(page).
+        ``limit=None`` runs to the end; an unknown session gives ``([], 0)``; a negative
+        ``limit`` or ``offset`` raises ValueError (as it does for ``list_sessions``)."""
 
     # usage and cost
     async def record_step_usage(
         self, session_id: str, *, model: str, usage: dict[str, int], cost: float
     ) -> None:
         """Add one step's usage and cost to the session totals and its per-model row,
-        in one transaction (totals are sums in the order steps finished)."""
+        in one transaction (totals are sums in the order steps finished).
+        Raises KeyError if the session does not exist."""
 
-    async def model_usage(self, session_id: str) -> list[ModelUsageRecord]: ...
+    async def model_usage(self, session_id: str) -> list[ModelUsageRecord]:
+        """One row per model, in the order the models were first used."""
 
     # todos
     async def get_todos(self, session_id: str) -> list[dict[str, Any]]: ...
 
-    async def set_todos(self, session_id: str, todos: list[dict[str, Any]]) -> None: ...
+    async def set_todos(self, session_id: str, todos: list[dict[str, Any]]) -> None:
+        """Replace the session's list. Raises KeyError if the session does not exist."""
 
     # questions
-    async def add_question(self, question: QuestionRecord) -> None: ...
+    async def add_question(self, question: QuestionRecord) -> None:
+        """Raises KeyError if the question's session does not exist."""
 
     async def get_question(self, question_id: str) -> QuestionRecord | None: ...
 
@@ -153,7 +161,8 @@ class Store(Protocol):
         status: QuestionStatus,
         answers: list[list[str]] | None = None,
     ) -> bool:
-        """Move a pending question to ``status``; False if it was not pending."""
+        """Move a pending question to ``status``; False if it was not pending.
+        Raises ValueError if ``status`` is ``"pending"``."""
 
     # recovery after a crash
     async def fail_running_messages(self, error: str) -> list[MessageRecord]:

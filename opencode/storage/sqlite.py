@@ -1,0 +1,443 @@
+"""``Store`` on SQLite through aiosqlite: one connection, WAL, explicit transactions.
+
+aiosqlite runs every statement on the connection's own thread, so nothing here blocks the
+event loop. An ``asyncio.Lock`` keeps one coroutine's BEGIN ... COMMIT from interleaving with
+another's statements on the shared connection.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from opencode.core.ids import utc_now
+
+from .base import (
+    USAGE_KEYS,
+    MessageRecord,
+    MessageStatus,
+    ModelUsageRecord,
+    Order,
+    QuestionRecord,
+    QuestionStatus,
+    SessionRecord,
+)
+from .migrations import migrate_sqlite
+
+BUSY_TIMEOUT_MS = 5000
+
+_TOKENS = ", ".join(USAGE_KEYS)
+_SESSION_COLUMNS = f"id, title, model, created_at, updated_at, message_count, total_cost, {_TOKENS}"
+_MESSAGE_COLUMNS = (
+    "id, session_id, seq, role, status, parent_id, model, content, parts, usage, cost, error, "
+    "created_at, updated_at"
+)
+_QUESTION_COLUMNS = "id, session_id, message_id, call_id, questions, answers, status, created_at"
+
+# A page is the seq range (low, high] of one session: O(page) on the (session_id, seq) index.
+MESSAGE_PAGE_SQL: dict[Order, str] = {
+    order: f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+    f"WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq {order.upper()}"
+    for order in ("asc", "desc")
+}
+SESSION_PAGE_SQL = (
+    f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+)
+
+
+class SqliteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def initialize(self) -> None:
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            await asyncio.to_thread(Path(self.path).parent.mkdir, parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await migrate_sqlite(db)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            async with self._lock:
+                await db.close()
+
+    # sessions
+    async def create_session(self, session: SessionRecord) -> SessionRecord:
+        stored = SessionRecord(
+            id=session.id,
+            title=session.title,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            model=session.model,
+        )
+        await self._write(
+            "INSERT INTO sessions (id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            (stored.id, stored.title, stored.model, _ts(stored.created_at), _ts(stored.updated_at)),
+        )
+        return stored
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = await self._read(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        )
+        return _session(rows[0]) if rows else None
+
+    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+        _check_window(limit, offset)
+        async with self._connection() as db:
+            rows = await db.execute_fetchall(SESSION_PAGE_SQL, (limit, offset))
+            count = list(await db.execute_fetchall("SELECT COUNT(*) FROM sessions"))
+        return [_session(row) for row in rows], count[0][0]
+
+    async def update_session(
+        self, session_id: str, *, title: str | None = None, model: str | None = None
+    ) -> SessionRecord | None:
+        changes = _given(title=title, model=model) | {"updated_at": _ts(utc_now())}
+        rows = await self._update("sessions", _SESSION_COLUMNS, session_id, changes)
+        return _session(rows[0]) if rows else None
+
+    async def delete_session(self, session_id: str) -> bool:
+        # One statement, so one transaction: ON DELETE CASCADE removes the dependent rows.
+        return await self._write("DELETE FROM sessions WHERE id = ?", (session_id,)) > 0
+
+    # messages
+    async def add_message(self, message: MessageRecord) -> MessageRecord:
+        async with self._transaction() as db:
+            counted = list(
+                await db.execute_fetchall(
+                    "UPDATE sessions SET message_count = message_count + 1, updated_at = ? "
+                    "WHERE id = ? RETURNING message_count",
+                    (_ts(utc_now()), message.session_id),
+                )
+            )
+            if not counted:
+                raise KeyError(message.session_id)
+            stored = replace(message, seq=counted[0][0])
+            await db.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _message_params(stored),
+            )
+        return stored
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        status: MessageStatus | None = None,
+        parts: list[dict[str, Any]] | None = None,
+        content: str | None = None,
+        model: str | None = None,
+        usage: dict[str, int] | None = None,
+        cost: float | None = None,
+        error: str | None = None,
+    ) -> MessageRecord | None:
+        changes = _given(
+            status=status,
+            parts=None if parts is None else _json(parts),
+            content=content,
+            model=model,
+            usage=None if usage is None else _json(usage),
+            cost=cost,
+            error=error,
+        ) | {"updated_at": _ts(utc_now())}
+        rows = await self._update("messages", _MESSAGE_COLUMNS, message_id, changes)
+        return _message(rows[0]) if rows else None
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        rows = await self._read(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+        )
+        return _message(rows[0]) if rows else None
+
+    async def list_messages(
+        self, session_id: str, *, limit: int | None, offset: int, order: Order
+    ) -> tuple[list[MessageRecord], int]:
+        _check_window(limit, offset)
+        async with self._connection() as db:
+            counted = list(
+                await db.execute_fetchall(
+                    "SELECT message_count FROM sessions WHERE id = ?", (session_id,)
+                )
+            )
+            if not counted:
+                return [], 0
+            total = counted[0][0]
+            low, high = seq_window(total, limit=limit, offset=offset, order=order)
+            if high <= low:
+                return [], total
+            rows = await db.execute_fetchall(MESSAGE_PAGE_SQL[order], (session_id, low, high))
+        return [_message(row) for row in rows], total
+
+    # usage and cost
+    async def record_step_usage(
+        self, session_id: str, *, model: str, usage: dict[str, int], cost: float
+    ) -> None:
+        tokens = [usage.get(key, 0) for key in USAGE_KEYS]
+        # SQLite adds REAL as IEEE doubles, so ``total_cost + ?`` is exactly ``total += cost``.
+        add_tokens = ", ".join(f"{key} = {key} + ?" for key in USAGE_KEYS)
+        add_excluded = ", ".join(f"{key} = {key} + excluded.{key}" for key in USAGE_KEYS)
+        async with self._transaction() as db:
+            updated = await db.execute(
+                f"UPDATE sessions SET total_cost = total_cost + ?, {add_tokens} WHERE id = ?",
+                (cost, *tokens, session_id),
+            )
+            if updated.rowcount == 0:
+                raise KeyError(session_id)
+            await db.execute(
+                f"INSERT INTO model_usage (session_id, model, cost, steps, {_TOKENS}) "
+                f"VALUES (?, ?, ?, 1, {', '.join('?' for _ in USAGE_KEYS)}) "
+                "ON CONFLICT (session_id, model) DO UPDATE SET "
+                f"cost = cost + excluded.cost, steps = steps + 1, {add_excluded}",
+                (session_id, model, cost, *tokens),
+            )
+
+    async def model_usage(self, session_id: str) -> list[ModelUsageRecord]:
+        rows = await self._read(
+            f"SELECT model, cost, steps, {_TOKENS} FROM model_usage "
+            "WHERE session_id = ? ORDER BY rowid",
+            (session_id,),
+        )
+        return [
+            ModelUsageRecord(
+                model=row["model"], cost=row["cost"], steps=row["steps"], usage=_usage(row)
+            )
+            for row in rows
+        ]
+
+    # todos
+    async def get_todos(self, session_id: str) -> list[dict[str, Any]]:
+        rows = await self._read("SELECT todos FROM todos WHERE session_id = ?", (session_id,))
+        return json.loads(rows[0][0]) if rows else []
+
+    async def set_todos(self, session_id: str, todos: list[dict[str, Any]]) -> None:
+        written = await self._write(
+            "INSERT INTO todos (session_id, todos) SELECT id, ? FROM sessions WHERE id = ? "
+            "ON CONFLICT (session_id) DO UPDATE SET todos = excluded.todos",
+            (_json(todos), session_id),
+        )
+        if written == 0:
+            raise KeyError(session_id)
+
+    # questions
+    async def add_question(self, question: QuestionRecord) -> None:
+        written = await self._write(
+            f"INSERT INTO questions ({_QUESTION_COLUMNS}) "
+            "SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+            (
+                question.id,
+                question.message_id,
+                question.call_id,
+                _json(question.questions),
+                None if question.answers is None else _json(question.answers),
+                question.status,
+                _ts(question.created_at),
+                question.session_id,
+            ),
+        )
+        if written == 0:
+            raise KeyError(question.session_id)
+
+    async def get_question(self, question_id: str) -> QuestionRecord | None:
+        rows = await self._read(
+            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = ?", (question_id,)
+        )
+        return _question(rows[0]) if rows else None
+
+    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
+        where, params = "status = 'pending'", ()
+        if session_id is not None:
+            where, params = f"{where} AND session_id = ?", (session_id,)
+        rows = await self._read(
+            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE {where} ORDER BY created_at, id",
+            params,
+        )
+        return [_question(row) for row in rows]
+
+    async def resolve_question(
+        self,
+        question_id: str,
+        *,
+        status: QuestionStatus,
+        answers: list[list[str]] | None = None,
+    ) -> bool:
+        if status == "pending":
+            raise ValueError("resolve_question needs a final status, not 'pending'")
+        written = await self._write(
+            "UPDATE questions SET status = ?, answers = ? WHERE id = ? AND status = 'pending'",
+            (status, None if answers is None else _json(answers), question_id),
+        )
+        return written == 1
+
+    # recovery after a crash
+    async def fail_running_messages(self, error: str) -> list[MessageRecord]:
+        async with self._connection() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE messages SET status = 'error', error = ?, updated_at = ? "
+                f"WHERE status = 'running' RETURNING {_MESSAGE_COLUMNS}",
+                (error, _ts(utc_now())),
+            )
+        failed = [_message(row) for row in rows]
+        return sorted(failed, key=lambda message: (message.session_id, message.seq))
+
+    async def expire_pending_questions(self) -> int:
+        return await self._write("UPDATE questions SET status = 'expired' WHERE status = 'pending'")
+
+    # plumbing
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._db is None:
+            raise RuntimeError("SqliteStore is not open: await initialize() first")
+        async with self._lock:
+            yield self._db
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front, so a second process waits on the
+        busy timeout instead of failing to upgrade a read transaction."""
+        async with self._connection() as db:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                await db.commit()
+            except BaseException:
+                await db.rollback()
+                raise
+
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._connection() as db:
+            return list(await db.execute_fetchall(sql, tuple(params)))
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one statement (atomic on its own) and return how many rows it changed."""
+        async with self._connection() as db:
+            cursor = await db.execute(sql, tuple(params))
+            return cursor.rowcount
+
+    async def _update(
+        self, table: str, columns: str, key: str, changes: dict[str, Any]
+    ) -> list[aiosqlite.Row]:
+        # Column names come from keyword parameters above, never from callers' data.
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        return await self._read(
+            f"UPDATE {table} SET {assignments} WHERE id = ? RETURNING {columns}",
+            (*changes.values(), key),
+        )
+
+
+def seq_window(total: int, *, limit: int | None, offset: int, order: Order) -> tuple[int, int]:
+    """The page as a seq range (low, high], given that seq runs densely 1..total."""
+    if order == "asc":
+        high = total if limit is None else min(offset + limit, total)
+        return offset, high
+    high = total - offset
+    return (0 if limit is None else max(high - limit, 0)), high
+
+
+def _check_window(limit: int | None, offset: int) -> None:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError(f"limit and offset must not be negative (limit={limit}, offset={offset})")
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _ts(value: datetime) -> str:
+    """Fixed-width UTC ISO 8601, so text order is time order and parsing gives it back exactly."""
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware UTC, got naive {value!r}")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _usage(row: aiosqlite.Row) -> dict[str, int]:
+    return {key: row[key] for key in USAGE_KEYS}
+
+
+def _session(row: aiosqlite.Row) -> SessionRecord:
+    return SessionRecord(
+        id=row["id"],
+        title=row["title"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        model=row["model"],
+        message_count=row["message_count"],
+        total_cost=row["total_cost"],
+        usage=_usage(row),
+    )
+
+
+def _message_params(message: MessageRecord) -> tuple[Any, ...]:
+    return (
+        message.id,
+        message.session_id,
+        message.seq,
+        message.role,
+        message.status,
+        message.parent_id,
+        message.model,
+        message.content,
+        _json(message.parts),
+        _json(message.usage),
+        message.cost,
+        message.error,
+        _ts(message.created_at),
+        _ts(message.updated_at),
+    )
+
+
+def _message(row: aiosqlite.Row) -> MessageRecord:
+    return MessageRecord(
+        id=row["id"],
+        session_id=row["session_id"],
+        role=row["role"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        status=row["status"],
+        parts=json.loads(row["parts"]),
+        content=row["content"],
+        parent_id=row["parent_id"],
+        model=row["model"],
+        usage=json.loads(row["usage"]),
+        cost=row["cost"],
+        error=row["error"],
+        seq=row["seq"],
+    )
+
+
+def _question(row: aiosqlite.Row) -> QuestionRecord:
+    answers = row["answers"]
+    return QuestionRecord(
+        id=row["id"],
+        session_id=row["session_id"],
+        message_id=row["message_id"],
+        call_id=row["call_id"],
+        questions=json.loads(row["questions"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        status=row["status"],
+        answers=None if answers is None else json.loads(answers),
+    )
