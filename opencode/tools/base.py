@@ -50,4 +50,3 @@ class Tool:
 
     def json_schema(self) -> dict[str, Any]:
         return self.Params.model_json_schema()
-

@@ -1,0 +1,110 @@
+"""The agent loop: history -> model step -> tool calls -> next step, until the model stops.
+
+Pure: no database, no HTTP. It yields events; ``services/runs.py`` persists and streams them.
+Cancelling the consumer closes the model stream and cancels running tools.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from opencode.agent.events import (
+    AgentEvent,
+    ReasoningChunk,
+    StepFinished,
+    StepStarted,
+    TextChunk,
+    ToolCalled,
+    ToolFinished,
+    TurnFinished,
+)
+from opencode.llm.types import (
+    ChatMessage,
+    ModelClient,
+    ModelRequest,
+    ReasoningDelta,
+    StepOutput,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+from opencode.tools.base import Tool, ToolContext
+from opencode.tools.registry import ToolRegistry, ToolResult
+
+ContextFactory = Callable[[ToolCall], ToolContext]
+
+
+@dataclass(frozen=True)
+class Turn:
+    request: ModelRequest  # model, system, tools, credentials; its messages are the history
+    tools: Sequence[Tool]
+    max_steps: int
+
+
+async def run_turn(
+    client: ModelClient, registry: ToolRegistry, turn: Turn, context_for: ContextFactory
+) -> AsyncIterator[AgentEvent]:
+    messages = list(turn.request.messages)
+    allowed = {tool.name for tool in turn.tools}
+    usage, cost = Usage(), 0.0
+    for step_number in range(1, turn.max_steps + 1):
+        yield StepStarted(step_number)
+        output: StepOutput | None = None
+        stream = client.stream(replace(turn.request, messages=tuple(messages)))
+        try:
+            async for chunk in stream:
+                if isinstance(chunk, TextDelta):
+                    yield TextChunk(chunk.text)
+                elif isinstance(chunk, ReasoningDelta):
+                    yield ReasoningChunk(chunk.text)
+                else:
+                    output = chunk
+        finally:
+            await stream.aclose()
+        if output is None:  # a ModelClient must end with a StepOutput; treat a bare end as empty
+            output = StepOutput("", (), (), "stop", Usage(), 0.0)
+        usage, cost = usage + output.usage, cost + output.cost
+        for call in output.tool_calls:
+            yield ToolCalled(call)
+        yield StepFinished(step_number, output)
+        messages.append(
+            ChatMessage(
+                "assistant", output.text, reasoning=output.reasoning, tool_calls=output.tool_calls
+            )
+        )
+        if not output.tool_calls:
+            yield TurnFinished(output.finish_reason, usage, cost)
+            return
+        results: dict[str, ToolResult] = {}
+        async for call, result in _run_tools(registry, output.tool_calls, allowed, context_for):
+            results[call.id] = result
+            yield ToolFinished(call, result)
+        messages.extend(_tool_message(call, results[call.id]) for call in output.tool_calls)
+    yield TurnFinished("max_steps", usage, cost)
+
+
+async def _run_tools(
+    registry: ToolRegistry,
+    calls: Sequence[ToolCall],
+    allowed: set[str],
+    context_for: ContextFactory,
+) -> AsyncIterator[tuple[ToolCall, ToolResult]]:
+    """Run every call of a step concurrently; yield each result as soon as it is ready."""
+
+    async def run_one(call: ToolCall) -> tuple[ToolCall, ToolResult]:
+        return call, await registry.execute(call, context_for(call), allowed)
+
+    tasks = [asyncio.create_task(run_one(call), name=f"tool:{call.name}") for call in calls]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            yield await next_done
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:
+    return ChatMessage(
+        "tool", result.text, tool_call_id=call.id, name=call.name, is_error=result.is_error
+    )

@@ -1,0 +1,105 @@
+"""The closed union of events a message stream carries. Names and fields are public API.
+
+Every stream ends with exactly one ``done`` (completed, max_steps or aborted) or ``error``.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from opencode.schemas.common import UsageOut
+
+
+class MessageStart(BaseModel):
+    type: Literal["message_start"] = "message_start"
+    message_id: str
+    parent_id: str | None
+    session_id: str
+    model: str
+
+
+class StepStart(BaseModel):
+    type: Literal["step_start"] = "step_start"
+    step_number: int
+    max_steps: int
+
+
+class TextEvent(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ReasoningEvent(BaseModel):
+    type: Literal["reasoning"] = "reasoning"
+    text: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    name: str
+    arguments: Any
+
+
+class ToolCallEvent(BaseModel):
+    type: Literal["tool_call"] = "tool_call"
+    tool_call: ToolCallOut
+
+
+class ToolResultEvent(BaseModel):
+    type: Literal["tool_result"] = "tool_result"
+    text: str
+    tool_call_id: str
+    name: str
+    is_error: bool = False
+
+
+class QuestionEvent(BaseModel):
+    type: Literal["question"] = "question"
+    question_id: str
+    tool_call_id: str
+    questions: list[dict[str, Any]]
+
+
+class StepFinish(BaseModel):
+    type: Literal["step_finish"] = "step_finish"
+    step_number: int
+    stop_reason: str
+    cost: float
+    usage: UsageOut
+
+
+class Done(BaseModel):
+    type: Literal["done"] = "done"
+    message_id: str
+    stop_reason: str
+    cost: float
+    usage: UsageOut
+
+
+class ErrorEvent(BaseModel):
+    type: Literal["error"] = "error"
+    error: str
+    message_id: str | None = None
+    status_code: int | None = None
+
+
+StreamEvent = Annotated[
+    MessageStart
+    | StepStart
+    | TextEvent
+    | ReasoningEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | QuestionEvent
+    | StepFinish
+    | Done
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+
+class BusEvent(BaseModel):
+    """An event on ``GET /event``: ``type`` is dotted (``session.created``), data in ``properties``."""
+
+    type: str
+    properties: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,204 @@
+"""Runs: one server-owned task per turn, outliving the HTTP connection that started it.
+
+``start`` validates, stores the user message and an empty ``running`` assistant message, and
+spawns the task; the caller streams by following the run's log. ``abort`` cancels the task and
+waits for it to store the partial reply. At startup, ``recover`` marks replies that a crash
+interrupted as ``error`` so their sessions take new messages.
+"""
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from opencode.agent.history import build_history
+from opencode.agent.loop import Turn
+from opencode.core.errors import Conflict, NotFound, OpencodeError
+from opencode.core.ids import new_id, utc_now
+from opencode.events.bus import EventBus
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
+from opencode.schemas.events import MessageStart
+from opencode.schemas.messages import MessageCreate
+from opencode.schemas.sessions import AbortOut
+from opencode.services.providers import ProviderCatalog
+from opencode.services.questions import QuestionBroker
+from opencode.services.run_driver import Run, RunDriver, RunTools, drive
+from opencode.services.todos import TodoService
+from opencode.storage.base import MessageRecord, Store
+from opencode.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are OpenCode, a helpful assistant. Answer clearly and concisely. Use the tools you are "
+    "given when they help: keep a todo list for multi-step work, and ask the user a question when "
+    "you genuinely need their input to continue."
+)
+INTERRUPTED = "Interrupted: the server stopped while this reply was being generated."
+ABORT_WAIT_SECONDS = 5.0
+
+
+class RunManager:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        catalog: ProviderCatalog,
+        registry: ToolRegistry,
+        client: ModelClient,
+        todos: TodoService,
+        questions: QuestionBroker,
+        max_output_tokens: int | None = None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._catalog = catalog
+        self._registry = registry
+        self._client = client
+        self._todos = todos
+        self._questions = questions
+        self._max_output_tokens = max_output_tokens
+        self._runs: dict[str, Run | None] = {}  # None: reserved while a start is validating
+
+    def is_busy(self, session_id: str) -> bool:
+        return session_id in self._runs
+
+    def active(self, session_id: str) -> Run | None:
+        return self._runs.get(session_id)
+
+    async def start(self, session_id: str, body: MessageCreate) -> Run:
+        self._reserve(session_id)
+        try:
+            run, turn = await self._prepare(session_id, body)
+        except BaseException:
+            self._runs.pop(session_id, None)
+            raise
+        self._runs[session_id] = run
+        driver = RunDriver(run, self._store, self._bus, max_steps=turn.max_steps)
+        tools = RunTools(run, self._todos, self._questions)
+        run.task = asyncio.create_task(
+            self._own(run, drive(driver, self._client, self._registry, turn, tools)),
+            name=f"run:{run.message_id}",
+        )
+        return run
+
+    async def abort(self, session_id: str) -> AbortOut:
+        if await self._store.get_session(session_id) is None:
+            raise NotFound(f"No session with id {session_id}.")
+        run = self._runs.get(session_id)
+        if run is None or run.task is None:
+            return AbortOut(session_id=session_id, aborted=False)
+        await _cancel([run])
+        return AbortOut(session_id=session_id, aborted=True, message_id=run.message_id)
+
+    async def recover(self) -> None:
+        """After a crash: nothing is running, so ``running`` messages and pending questions
+        belong to a dead process."""
+        failed = await self._store.fail_running_messages(INTERRUPTED)
+        expired = await self._store.expire_pending_questions()
+        if failed or expired:
+            log.warning("recovered %d interrupted message(s), %d question(s)", len(failed), expired)
+
+    async def shutdown(self) -> None:
+        """Abort every run (keeping partial replies) and wait for them to be stored."""
+        await _cancel([run for run in self._runs.values() if run is not None and run.task])
+
+    def _reserve(self, session_id: str) -> None:
+        if session_id in self._runs:
+            run = self._runs[session_id]
+            raise Conflict(
+                "A reply is already being generated in this session; wait for it to finish "
+                f"or POST /session/{session_id}/abort.",
+                message_id=run.message_id if run else None,
+            )
+        self._runs[session_id] = None
+
+    async def _prepare(self, session_id: str, body: MessageCreate) -> tuple[Run, Turn]:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise NotFound(f"No session with id {session_id}.")
+        model = self._catalog.resolve(
+            provider_id=body.provider_id, model_id=body.model_id, session_model=session.model
+        )
+        try:
+            tools = self._registry.select(body.tools)
+        except ValueError as exc:
+            raise OpencodeError(str(exc), status_code=422) from None
+        history = build_history(await self._history(session_id))
+        now = utc_now()
+        user = await self._store.add_message(
+            MessageRecord(
+                id=new_id("msg"),
+                session_id=session_id,
+                role="user",
+                created_at=now,
+                updated_at=now,
+                status="completed",
+                parts=[{"type": "text", "text": body.content}],
+                content=body.content,
+            )
+        )
+        assistant = await self._store.add_message(
+            MessageRecord(
+                id=new_id("msg"),
+                session_id=session_id,
+                role="assistant",
+                created_at=now,
+                updated_at=now,
+                status="running",
+                parts=[],
+                parent_id=user.id,
+                model=model.ref,
+            )
+        )
+        if (body.provider_id or body.model_id) and session.model != model.ref:
+            await self._store.update_session(session_id, model=model.ref)
+        run = Run(session_id=session_id, message_id=assistant.id, parent_id=user.id, model=model)
+        run.emit(
+            MessageStart(
+                message_id=assistant.id, parent_id=user.id, session_id=session_id, model=model.ref
+            )
+        )
+        for record in (user, assistant):
+            self._bus.publish(
+                "message.created", session_id=session_id, id=record.id, role=record.role
+            )
+        self._bus.publish("session.status", session_id=session_id, status="busy")
+        request = ModelRequest(
+            model=model.litellm_model,
+            messages=(*history, ChatMessage("user", body.content)),
+            system=body.system or DEFAULT_SYSTEM_PROMPT,
+            tools=self._registry.specs(tools),
+            api_key=model.api_key,
+            api_base=model.api_base,
+            max_tokens=self._max_output_tokens,
+        )
+        return run, Turn(request=request, tools=tools, max_steps=body.max_steps)
+
+    async def _history(self, session_id: str) -> list[MessageRecord]:
+        records, _ = await self._store.list_messages(session_id, limit=None, offset=0, order="asc")
+        return records
+
+    async def _own(self, run: Run, body: Coroutine[Any, Any, None]) -> None:
+        run.started.set()
+        try:
+            await body
+        finally:
+            run.close()
+            self._runs.pop(run.session_id, None)
+            self._bus.publish("session.status", session_id=run.session_id, status="idle")
+
+
+async def _cancel(runs: list[Run]) -> None:
+    """Cancel runs and wait until they have stored their partial replies.
+
+    A task cancelled before its first step never enters its body (so could not finish the
+    message); waiting for ``started`` first makes the abort land inside ``drive``."""
+    for run in runs:
+        await asyncio.wait_for(run.started.wait(), ABORT_WAIT_SECONDS)
+        assert run.task is not None
+        run.task.cancel()
+    tasks = [run.task for run in runs if run.task is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=ABORT_WAIT_SECONDS)

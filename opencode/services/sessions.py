@@ -1,0 +1,122 @@
+"""Sessions, their messages, cost and todos."""
+
+from opencode.core.errors import NotFound, OpencodeError
+from opencode.core.ids import new_id, utc_now
+from opencode.events.bus import EventBus
+from opencode.schemas.messages import MessagePage
+from opencode.schemas.sessions import (
+    CostOut,
+    ModelCostOut,
+    SessionCreate,
+    SessionOut,
+    SessionUpdate,
+    TodoOut,
+)
+from opencode.services.providers import ProviderCatalog
+from opencode.services.runs import RunManager
+from opencode.services.views import message_out, session_out
+from opencode.storage.base import Order, SessionRecord, Store
+
+DEFAULT_TITLE = "New session"
+
+
+class SessionService:
+    def __init__(
+        self, *, store: Store, bus: EventBus, catalog: ProviderCatalog, runs: RunManager
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._catalog = catalog
+        self._runs = runs
+
+    async def create(self, body: SessionCreate) -> SessionOut:
+        model = None
+        if body.provider_id or body.model_id:
+            model = self._catalog.resolve(
+                provider_id=body.provider_id, model_id=body.model_id, session_model=None
+            ).ref
+        now = utc_now()
+        record = await self._store.create_session(
+            SessionRecord(
+                id=new_id("ses"),
+                title=body.title or DEFAULT_TITLE,
+                created_at=now,
+                updated_at=now,
+                model=model,
+            )
+        )
+        self._bus.publish("session.created", id=record.id, title=record.title)
+        return self._out(record)
+
+    async def get(self, session_id: str) -> SessionOut:
+        return self._out(await self._record(session_id))
+
+    async def page(self, *, limit: int, offset: int) -> tuple[list[SessionOut], int]:
+        records, total = await self._store.list_sessions(limit=limit, offset=offset)
+        return [self._out(record) for record in records], total
+
+    async def update(self, session_id: str, body: SessionUpdate) -> SessionOut:
+        record = await self._store.update_session(session_id, title=body.title)
+        if record is None:
+            raise _not_found(session_id)
+        self._bus.publish("session.updated", id=record.id, title=record.title)
+        return self._out(record)
+
+    async def delete(self, session_id: str) -> None:
+        await self._record(session_id)
+        if self._runs.is_busy(session_id):
+            await self._runs.abort(session_id)
+        if not await self._store.delete_session(session_id):
+            raise _not_found(session_id)
+        self._bus.publish("session.deleted", id=session_id)
+
+    async def messages(
+        self, session_id: str, *, limit: int | None, offset: int, order: Order
+    ) -> MessagePage:
+        await self._record(session_id)
+        records, total = await self._store.list_messages(
+            session_id, limit=limit, offset=offset, order=order
+        )
+        return MessagePage(
+            messages=[message_out(record) for record in records],
+            total_count=total,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def cost(self, session_id: str) -> CostOut:
+        record = await self._record(session_id)
+        models = await self._store.model_usage(session_id)
+        return CostOut(
+            session_id=session_id,
+            total_cost=record.total_cost,
+            **record.usage,
+            models=[
+                ModelCostOut(model=m.model, cost=m.cost, steps=m.steps, **m.usage) for m in models
+            ],
+        )
+
+    async def todos(self, session_id: str) -> list[TodoOut]:
+        await self._record(session_id)
+        return [TodoOut(**todo) for todo in await self._store.get_todos(session_id)]
+
+    async def _record(self, session_id: str) -> SessionRecord:
+        record = await self._store.get_session(session_id)
+        if record is None:
+            raise _not_found(session_id)
+        return record
+
+    def _out(self, record: SessionRecord) -> SessionOut:
+        return session_out(
+            record, model=record.model or self._default_model(), busy=self._runs.is_busy(record.id)
+        )
+
+    def _default_model(self) -> str | None:
+        try:
+            return self._catalog.resolve(provider_id=None, model_id=None, session_model=None).ref
+        except OpencodeError:
+            return None  # no provider configured yet: the session still works for reading
+
+
+def _not_found(session_id: str) -> NotFound:
+    return NotFound(f"No session with id {session_id}.")

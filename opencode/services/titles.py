@@ -1,0 +1,76 @@
+"""``POST /session/{id}/generate-title``: ask a model for a short title from the first message."""
+
+from opencode.core.errors import BadRequest, NotFound, OpencodeError
+from opencode.events.bus import EventBus
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError, StepOutput
+from opencode.schemas.sessions import TitleOut
+from opencode.services.providers import ProviderCatalog
+from opencode.storage.base import Store
+
+TITLE_PROMPT = (
+    "You write titles for conversations. Reply with a title of at most 6 words for the "
+    "conversation that starts with the user's message below. Reply with the title only: no "
+    "quotes, no punctuation at the end, same language as the message."
+)
+MAX_TITLE_CHARS = 100
+MAX_INPUT_CHARS = 4000
+
+
+class TitleService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        catalog: ProviderCatalog,
+        client: ModelClient,
+        title_model: str | None,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._catalog = catalog
+        self._client = client
+        self._title_model = title_model
+
+    async def generate(self, session_id: str) -> TitleOut:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise NotFound(f"No session with id {session_id}.")
+        first, _ = await self._store.list_messages(session_id, limit=1, offset=0, order="asc")
+        if not first or not first[0].content.strip():
+            raise BadRequest("This session has no message yet; send one before generating a title.")
+        model = self._catalog.resolve(
+            provider_id=None, model_id=None, session_model=self._title_model or session.model
+        )
+        request = ModelRequest(
+            model=model.litellm_model,
+            system=TITLE_PROMPT,
+            messages=(ChatMessage("user", first[0].content[:MAX_INPUT_CHARS]),),
+            api_key=model.api_key,
+            api_base=model.api_base,
+        )
+        title = clean_title(await self._complete(request))
+        if not title:
+            raise OpencodeError("The model returned an empty title; try again.", status_code=502)
+        await self._store.update_session(session_id, title=title)
+        self._bus.publish("session.updated", id=session_id, title=title)
+        return TitleOut(session_id=session_id, title=title)
+
+    async def _complete(self, request: ModelRequest) -> str:
+        text = ""
+        try:
+            async for chunk in self._client.stream(request):
+                if isinstance(chunk, StepOutput):
+                    text = chunk.text
+        except ProviderError as exc:
+            raise OpencodeError(f"The title model failed: {exc.message}", status_code=502) from None
+        return text
+
+
+def clean_title(raw: str) -> str:
+    """First non-empty line, without quotes, markdown heading marks or a trailing period."""
+    line = next((line.strip() for line in raw.splitlines() if line.strip()), "")
+    line = line.lstrip("#").strip().strip("\"'`*").strip()
+    if line.lower().startswith("title:"):
+        line = line[len("title:") :].strip()
+    return line.rstrip(".").strip()[:MAX_TITLE_CHARS]

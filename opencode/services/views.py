@@ -1,0 +1,41 @@
+"""Storage records -> wire models."""
+
+from opencode.schemas.common import UsageOut
+from opencode.schemas.messages import MessageOut
+from opencode.schemas.sessions import SessionOut
+from opencode.storage.base import MessageRecord, SessionRecord
+
+
+def session_out(record: SessionRecord, *, model: str | None, busy: bool) -> SessionOut:
+    provider_id, _, model_id = model.partition("/") if model else (None, "", None)
+    return SessionOut(
+        id=record.id,
+        title=record.title,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        model=model,
+        provider_id=provider_id,
+        model_id=model_id or None,
+        status="busy" if busy else "idle",
+        message_count=record.message_count,
+        total_cost=record.total_cost,
+        usage=UsageOut(**record.usage),
+    )
+
+
+def message_out(record: MessageRecord) -> MessageOut:
+    return MessageOut(
+        id=record.id,
+        session_id=record.session_id,
+        role=record.role,
+        parent_id=record.parent_id,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        status=record.status,
+        parts=record.parts,
+        content=record.content,
+        model=record.model,
+        usage=UsageOut(**record.usage),
+        cost=record.cost,
+        error=record.error,
+    )
