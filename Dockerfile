@@ -1,0 +1,26 @@
+# Hugging Face Space (sdk: docker, app_port: 7860). Runs as uid 1000, as Spaces require.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LITELLM_LOCAL_MODEL_COST_MAP=True \
+    LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=True \
+    PORT=7860
+
+RUN useradd --create-home --uid 1000 user
+USER user
+ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH
+WORKDIR /home/user/app
+
+COPY --chown=user requirements.txt .
+RUN pip install --user -r requirements.txt
+
+COPY --chown=user app.py .
+COPY --chown=user opencode ./opencode
+
+# SQLite lives here unless DATABASE_URL points elsewhere (e.g. /data with persistent storage).
+ENV DATABASE_URL=sqlite:////home/user/app/data/opencode.db
+EXPOSE 7860
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health')"
+CMD ["python", "app.py"]

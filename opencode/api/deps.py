@@ -1,0 +1,71 @@
+"""Resources built once in the lifespan, reached through ``Annotated`` dependencies.
+
+Tests swap any of them with ``app.dependency_overrides``.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from opencode.core.settings import Settings
+from opencode.events.bus import EventBus
+from opencode.services.providers import ProviderCatalog
+from opencode.services.questions import QuestionBroker
+from opencode.services.runs import RunManager
+from opencode.services.sessions import SessionService
+from opencode.services.titles import TitleService
+from opencode.storage.base import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    catalog: ProviderCatalog
+    questions: QuestionBroker
+    runs: RunManager
+    sessions: SessionService
+    titles: TitleService
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+def get_bus(request: Request) -> EventBus:
+    return get_services(request).bus
+
+
+def get_catalog(request: Request) -> ProviderCatalog:
+    return get_services(request).catalog
+
+
+def get_questions(request: Request) -> QuestionBroker:
+    return get_services(request).questions
+
+
+def get_runs(request: Request) -> RunManager:
+    return get_services(request).runs
+
+
+def get_sessions(request: Request) -> SessionService:
+    return get_services(request).sessions
+
+
+def get_titles(request: Request) -> TitleService:
+    return get_services(request).titles
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+BusDep = Annotated[EventBus, Depends(get_bus)]
+CatalogDep = Annotated[ProviderCatalog, Depends(get_catalog)]
+QuestionsDep = Annotated[QuestionBroker, Depends(get_questions)]
+RunsDep = Annotated[RunManager, Depends(get_runs)]
+SessionsDep = Annotated[SessionService, Depends(get_sessions)]
+TitlesDep = Annotated[TitleService, Depends(get_titles)]

@@ -1,0 +1,29 @@
+"""``GET /event``: the server's event bus as SSE (replays from ``Last-Event-ID``)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+from opencode.api.deps import BusDep, SettingsDep
+from opencode.events.sse import frame, sse_response
+from opencode.schemas.events import BusEvent
+
+router = APIRouter(tags=["events"])
+
+
+@router.get(
+    "/event",
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+async def events(
+    bus: BusDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> Response:
+    async def frames():
+        yield frame(None, BusEvent(type="server.connected"))  # no id: not replayable
+        async for event_id, event in bus.subscribe(last_event_id):
+            yield frame(event_id, event)
+
+    return sse_response(frames(), keepalive=settings.keepalive_seconds)

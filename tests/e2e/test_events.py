@@ -1,0 +1,122 @@
+"""``GET /event`` (the bus) and title generation through the real server."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.fakes.provider import Reply
+from tests.sse import SSEParser, collect
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def read_bus(client, into: list, ready: asyncio.Event, headers=None):
+    async with client.stream("GET", "/event", headers=headers or {}) as response:
+        parser = SSEParser()
+        async for line in response.aiter_lines():
+            frame = parser.feed(line)
+            if frame is not None:
+                into.append(frame)
+                ready.set()
+
+
+async def wait_until(predicate, timeout=10.0):
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_bus_carries_session_message_and_todo_events(fake, start_server):
+    server = start_server()
+    todos = [{"id": "a", "content": "x", "status": "pending", "priority": "low"}]
+    fake.script(Reply(tool_calls=[("t1", "todowrite", {"todos": todos})]), Reply(text="hi there"))
+    frames: list = []
+    ready = asyncio.Event()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        reader = asyncio.create_task(read_bus(client, frames, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        assert frames[0].data["type"] == "server.connected"
+        session_id = (await client.post("/session")).json()["id"]
+        async with client.stream(
+            "POST", f"/session/{session_id}/message", json={"content": "yo"}
+        ) as r:
+            await collect(r)
+        await wait_until(
+            lambda: any(
+                f.data["type"] == "session.status" and f.data["properties"]["status"] == "idle"
+                for f in frames
+            )
+        )
+        await client.patch(f"/session/{session_id}", json={"title": "t"})
+        await client.delete(f"/session/{session_id}")
+        await wait_until(lambda: frames[-1].data["type"] == "session.deleted")
+        reader.cancel()
+
+        types = [f.data["type"] for f in frames[1:]]
+        for expected in [
+            "session.created",
+            "message.created",
+            "message.part.delta",
+            "message.updated",
+            "todo.updated",
+            "session.updated",
+            "session.deleted",
+        ]:
+            assert expected in types, expected
+        statuses = [
+            f.data["properties"]["status"] for f in frames if f.data["type"] == "session.status"
+        ]
+        assert statuses == ["busy", "idle"]
+        deltas = [
+            f.data["properties"]["delta"] for f in frames if f.data["type"] == "message.part.delta"
+        ]
+        assert "".join(deltas) == "hi there"
+        todo_event = next(f for f in frames if f.data["type"] == "todo.updated")
+        assert todo_event.data["properties"] == {"session_id": session_id, "todos": todos}
+        ids = [int(f.id) for f in frames[1:]]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+        # reconnecting with Last-Event-ID replays what came after it
+        replayed: list = []
+        ready = asyncio.Event()
+        reader = asyncio.create_task(
+            read_bus(client, replayed, ready, {"Last-Event-ID": str(ids[-3])})
+        )
+        await wait_until(lambda: len(replayed) >= 3)
+        reader.cancel()
+        assert [int(f.id) for f in replayed[1:3]] == ids[-2:]
+
+
+async def test_generate_title(fake, start_server):
+    server = start_server(OPENCODE_TITLE_MODEL="anthropic/claude-haiku-4-5")
+    fake.script(Reply(text="Sure, here you go"), Reply(text='"Planning A Garden Party."'))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        session_id = (await client.post("/session")).json()["id"]
+        empty = await client.post(f"/session/{session_id}/generate-title")
+        assert empty.status_code == 400 and empty.json()["error"] == "bad_request"
+        async with client.stream(
+            "POST",
+            f"/session/{session_id}/message",
+            json={"content": "Help me plan a garden party"},
+        ) as r:
+            await collect(r)
+        titled = await client.post(f"/session/{session_id}/generate-title")
+        assert titled.status_code == 200
+        assert titled.json() == {"session_id": session_id, "title": "Planning A Garden Party"}
+        assert (await client.get(f"/session/{session_id}")).json()[
+            "title"
+        ] == "Planning A Garden Party"
+    request = fake.requests[-1]
+    assert request.dialect == "anthropic" and request.json["model"] == "claude-haiku-4-5"
+    assert "garden party" in str(request.json["messages"])
+
+    fake.script(Reply(status=400, error_message="bad request from provider"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        failed = await client.post(f"/session/{session_id}/generate-title")
+        assert failed.status_code == 502 and "bad request from provider" in failed.json()["detail"]
+        assert (await client.get(f"/session/{session_id}")).json()[
+            "title"
+        ] == "Planning A Garden Party"
