@@ -32,7 +32,7 @@ def build_services(settings: Settings) -> Services:
     bus = EventBus()
     catalog = ProviderCatalog(settings)
     client = RetryingClient(
-        LiteLLMClient(),
+        LiteLLMClient(idle_timeout=settings.stream_idle_timeout),
         max_retries=settings.max_retries,
         base_delay=settings.retry_base_delay,
         max_delay=settings.retry_max_delay,

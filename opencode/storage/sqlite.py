@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +28,30 @@ from .base import (
     SessionRecord,
 )
 from .migrations import migrate_sqlite
+from .sqlite_rows import (
+    MESSAGE_COLUMNS,
+    QUESTION_COLUMNS,
+    SESSION_COLUMNS,
+    TOKENS,
+    message_from_row,
+    message_params,
+    question_from_row,
+    session_from_row,
+    to_json,
+    to_timestamp,
+    usage_from_row,
+)
 
 BUSY_TIMEOUT_MS = 5000
 
-_TOKENS = ", ".join(USAGE_KEYS)
-_SESSION_COLUMNS = f"id, title, model, created_at, updated_at, message_count, total_cost, {_TOKENS}"
-_MESSAGE_COLUMNS = (
-    "id, session_id, seq, role, status, parent_id, model, content, parts, usage, cost, error, "
-    "created_at, updated_at"
-)
-_QUESTION_COLUMNS = "id, session_id, message_id, call_id, questions, answers, status, created_at"
-
 # A page is the seq range (low, high] of one session: O(page) on the (session_id, seq) index.
 MESSAGE_PAGE_SQL: dict[Order, str] = {
-    order: f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+    order: f"SELECT {MESSAGE_COLUMNS} FROM messages "
     f"WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq {order.upper()}"
     for order in ("asc", "desc")
 }
 SESSION_PAGE_SQL = (
-    f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+    f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
 )
 
 
@@ -92,29 +96,35 @@ class SqliteStore:
         )
         await self._write(
             "INSERT INTO sessions (id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-            (stored.id, stored.title, stored.model, _ts(stored.created_at), _ts(stored.updated_at)),
+            (
+                stored.id,
+                stored.title,
+                stored.model,
+                to_timestamp(stored.created_at),
+                to_timestamp(stored.updated_at),
+            ),
         )
         return stored
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         rows = await self._read(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         )
-        return _session(rows[0]) if rows else None
+        return session_from_row(rows[0]) if rows else None
 
     async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
         _check_window(limit, offset)
         async with self._connection() as db:
             rows = await db.execute_fetchall(SESSION_PAGE_SQL, (limit, offset))
             count = list(await db.execute_fetchall("SELECT COUNT(*) FROM sessions"))
-        return [_session(row) for row in rows], count[0][0]
+        return [session_from_row(row) for row in rows], count[0][0]
 
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
     ) -> SessionRecord | None:
-        changes = _given(title=title, model=model) | {"updated_at": _ts(utc_now())}
-        rows = await self._update("sessions", _SESSION_COLUMNS, session_id, changes)
-        return _session(rows[0]) if rows else None
+        changes = _given(title=title, model=model) | {"updated_at": to_timestamp(utc_now())}
+        rows = await self._update("sessions", SESSION_COLUMNS, session_id, changes)
+        return session_from_row(rows[0]) if rows else None
 
     async def delete_session(self, session_id: str) -> bool:
         # One statement, so one transaction: ON DELETE CASCADE removes the dependent rows.
@@ -127,16 +137,16 @@ class SqliteStore:
                 await db.execute_fetchall(
                     "UPDATE sessions SET message_count = message_count + 1, updated_at = ? "
                     "WHERE id = ? RETURNING message_count",
-                    (_ts(utc_now()), message.session_id),
+                    (to_timestamp(utc_now()), message.session_id),
                 )
             )
             if not counted:
                 raise KeyError(message.session_id)
             stored = replace(message, seq=counted[0][0])
             await db.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) "
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _message_params(stored),
+                message_params(stored),
             )
         return stored
 
@@ -154,21 +164,21 @@ class SqliteStore:
     ) -> MessageRecord | None:
         changes = _given(
             status=status,
-            parts=None if parts is None else _json(parts),
+            parts=None if parts is None else to_json(parts),
             content=content,
             model=model,
-            usage=None if usage is None else _json(usage),
+            usage=None if usage is None else to_json(usage),
             cost=cost,
             error=error,
-        ) | {"updated_at": _ts(utc_now())}
-        rows = await self._update("messages", _MESSAGE_COLUMNS, message_id, changes)
-        return _message(rows[0]) if rows else None
+        ) | {"updated_at": to_timestamp(utc_now())}
+        rows = await self._update("messages", MESSAGE_COLUMNS, message_id, changes)
+        return message_from_row(rows[0]) if rows else None
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         rows = await self._read(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
         )
-        return _message(rows[0]) if rows else None
+        return message_from_row(rows[0]) if rows else None
 
     async def list_messages(
         self, session_id: str, *, limit: int | None, offset: int, order: Order
@@ -187,7 +197,7 @@ class SqliteStore:
             if high <= low:
                 return [], total
             rows = await db.execute_fetchall(MESSAGE_PAGE_SQL[order], (session_id, low, high))
-        return [_message(row) for row in rows], total
+        return [message_from_row(row) for row in rows], total
 
     # usage and cost
     async def record_step_usage(
@@ -205,7 +215,7 @@ class SqliteStore:
             if updated.rowcount == 0:
                 raise KeyError(session_id)
             await db.execute(
-                f"INSERT INTO model_usage (session_id, model, cost, steps, {_TOKENS}) "
+                f"INSERT INTO model_usage (session_id, model, cost, steps, {TOKENS}) "
                 f"VALUES (?, ?, ?, 1, {', '.join('?' for _ in USAGE_KEYS)}) "
                 "ON CONFLICT (session_id, model) DO UPDATE SET "
                 f"cost = cost + excluded.cost, steps = steps + 1, {add_excluded}",
@@ -214,13 +224,13 @@ class SqliteStore:
 
     async def model_usage(self, session_id: str) -> list[ModelUsageRecord]:
         rows = await self._read(
-            f"SELECT model, cost, steps, {_TOKENS} FROM model_usage "
+            f"SELECT model, cost, steps, {TOKENS} FROM model_usage "
             "WHERE session_id = ? ORDER BY rowid",
             (session_id,),
         )
         return [
             ModelUsageRecord(
-                model=row["model"], cost=row["cost"], steps=row["steps"], usage=_usage(row)
+                model=row["model"], cost=row["cost"], steps=row["steps"], usage=usage_from_row(row)
             )
             for row in rows
         ]
@@ -234,7 +244,7 @@ class SqliteStore:
         written = await self._write(
             "INSERT INTO todos (session_id, todos) SELECT id, ? FROM sessions WHERE id = ? "
             "ON CONFLICT (session_id) DO UPDATE SET todos = excluded.todos",
-            (_json(todos), session_id),
+            (to_json(todos), session_id),
         )
         if written == 0:
             raise KeyError(session_id)
@@ -242,16 +252,16 @@ class SqliteStore:
     # questions
     async def add_question(self, question: QuestionRecord) -> None:
         written = await self._write(
-            f"INSERT INTO questions ({_QUESTION_COLUMNS}) "
+            f"INSERT INTO questions ({QUESTION_COLUMNS}) "
             "SELECT ?, id, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
             (
                 question.id,
                 question.message_id,
                 question.call_id,
-                _json(question.questions),
-                None if question.answers is None else _json(question.answers),
+                to_json(question.questions),
+                None if question.answers is None else to_json(question.answers),
                 question.status,
-                _ts(question.created_at),
+                to_timestamp(question.created_at),
                 question.session_id,
             ),
         )
@@ -260,19 +270,19 @@ class SqliteStore:
 
     async def get_question(self, question_id: str) -> QuestionRecord | None:
         rows = await self._read(
-            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE id = ?", (question_id,)
+            f"SELECT {QUESTION_COLUMNS} FROM questions WHERE id = ?", (question_id,)
         )
-        return _question(rows[0]) if rows else None
+        return question_from_row(rows[0]) if rows else None
 
     async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
         where, params = "status = 'pending'", ()
         if session_id is not None:
             where, params = f"{where} AND session_id = ?", (session_id,)
         rows = await self._read(
-            f"SELECT {_QUESTION_COLUMNS} FROM questions WHERE {where} ORDER BY created_at, id",
+            f"SELECT {QUESTION_COLUMNS} FROM questions WHERE {where} ORDER BY created_at, id",
             params,
         )
-        return [_question(row) for row in rows]
+        return [question_from_row(row) for row in rows]
 
     async def resolve_question(
         self,
@@ -285,7 +295,7 @@ class SqliteStore:
             raise ValueError("resolve_question needs a final status, not 'pending'")
         written = await self._write(
             "UPDATE questions SET status = ?, answers = ? WHERE id = ? AND status = 'pending'",
-            (status, None if answers is None else _json(answers), question_id),
+            (status, None if answers is None else to_json(answers), question_id),
         )
         return written == 1
 
@@ -294,10 +304,10 @@ class SqliteStore:
         async with self._connection() as db:
             rows = await db.execute_fetchall(
                 "UPDATE messages SET status = 'error', error = ?, updated_at = ? "
-                f"WHERE status = 'running' RETURNING {_MESSAGE_COLUMNS}",
-                (error, _ts(utc_now())),
+                f"WHERE status = 'running' RETURNING {MESSAGE_COLUMNS}",
+                (error, to_timestamp(utc_now())),
             )
-        failed = [_message(row) for row in rows]
+        failed = [message_from_row(row) for row in rows]
         return sorted(failed, key=lambda message: (message.session_id, message.seq))
 
     async def expire_pending_questions(self) -> int:
@@ -361,83 +371,3 @@ def _check_window(limit: int | None, offset: int) -> None:
 
 def _given(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
-
-
-def _ts(value: datetime) -> str:
-    """Fixed-width UTC ISO 8601, so text order is time order and parsing gives it back exactly."""
-    if value.tzinfo is None:
-        raise ValueError(f"timestamps must be timezone-aware UTC, got naive {value!r}")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _usage(row: aiosqlite.Row) -> dict[str, int]:
-    return {key: row[key] for key in USAGE_KEYS}
-
-
-def _session(row: aiosqlite.Row) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        title=row["title"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        model=row["model"],
-        message_count=row["message_count"],
-        total_cost=row["total_cost"],
-        usage=_usage(row),
-    )
-
-
-def _message_params(message: MessageRecord) -> tuple[Any, ...]:
-    return (
-        message.id,
-        message.session_id,
-        message.seq,
-        message.role,
-        message.status,
-        message.parent_id,
-        message.model,
-        message.content,
-        _json(message.parts),
-        _json(message.usage),
-        message.cost,
-        message.error,
-        _ts(message.created_at),
-        _ts(message.updated_at),
-    )
-
-
-def _message(row: aiosqlite.Row) -> MessageRecord:
-    return MessageRecord(
-        id=row["id"],
-        session_id=row["session_id"],
-        role=row["role"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        status=row["status"],
-        parts=json.loads(row["parts"]),
-        content=row["content"],
-        parent_id=row["parent_id"],
-        model=row["model"],
-        usage=json.loads(row["usage"]),
-        cost=row["cost"],
-        error=row["error"],
-        seq=row["seq"],
-    )
-
-
-def _question(row: aiosqlite.Row) -> QuestionRecord:
-    answers = row["answers"]
-    return QuestionRecord(
-        id=row["id"],
-        session_id=row["session_id"],
-        message_id=row["message_id"],
-        call_id=row["call_id"],
-        questions=json.loads(row["questions"]),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        status=row["status"],
-        answers=None if answers is None else json.loads(answers),
-    )

@@ -15,11 +15,12 @@ Each request pops the next scripted :class:`Reply`, whatever its dialect. The re
 is cut into *chunks* (text pieces, reasoning pieces, tool-argument fragments); ``chunk_delay``,
 ``hang_after`` and ``fail_after`` count those chunks, not wire events, so they mean the same in
 every dialect. ``hang_after == len(chunks)`` stalls just before the finish/usage events.
+
+The bytes of each dialect are rendered in ``wire.py``; this module serves them.
 """
 
 import asyncio
 import json
-import re
 import socket
 import threading
 import time
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+
+from tests.fakes.wire import DIALECTS, END, Chunk
 
 NO_REPLY_MESSAGE = "fake provider: no scripted reply"
 
@@ -61,297 +64,9 @@ class RecordedRequest:
     json: Any
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    kind: str  # "reasoning" | "text" | "tool"
-    text: str
-    tool_index: int = -1
-    last: bool = False  # the last fragment of a tool call's arguments
-
-
-_END = _Chunk("end", "")  # marks where the finish/usage events start
-
-
 class _Abort(Exception):
     """A scripted transport failure: the app returns without finishing the response, and
     uvicorn closes the socket (logging one "returned without completing response" line)."""
-
-
-def split_text(text: str | list[str]) -> list[str]:
-    """A list is taken as explicit chunks; a string is cut after each word."""
-    if isinstance(text, list):
-        return [piece for piece in text if piece]
-    return re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
-
-
-def _arguments_text(arguments: dict | str) -> str:
-    return arguments if isinstance(arguments, str) else json.dumps(arguments)
-
-
-def _fragments(text: str, parts: int = 3) -> list[str]:
-    size = max(1, -(-len(text) // parts))
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
-def _chunks(reply: Reply) -> list[_Chunk]:
-    chunks = [_Chunk("reasoning", piece) for piece in split_text(reply.reasoning)]
-    chunks += [_Chunk("text", piece) for piece in split_text(reply.text)]
-    for index, (_, _, arguments) in enumerate(reply.tool_calls):
-        frags = _fragments(_arguments_text(arguments))
-        chunks += [_Chunk("tool", frag, index, n == len(frags) - 1) for n, frag in enumerate(frags)]
-    return chunks
-
-
-def _sse(data: Any, event: str | None = None) -> bytes:
-    head = f"event: {event}\n" if event else ""
-    body = data if isinstance(data, str) else json.dumps(data)
-    return f"{head}data: {body}\n\n".encode()
-
-
-# ---- OpenAI ----
-
-
-def _openai_finish(reply: Reply) -> str:
-    return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-
-
-def _openai_usage(reply: Reply) -> dict:
-    return {
-        "prompt_tokens": reply.input_tokens,
-        "completion_tokens": reply.output_tokens,
-        "total_tokens": reply.input_tokens + reply.output_tokens,
-        "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
-    }
-
-
-def _openai_chunk(model: str, delta: dict, finish: str | None = None) -> bytes:
-    choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    return _sse(_openai_envelope(model, "chat.completion.chunk", choices=[choice]))
-
-
-def _openai_envelope(model: str, obj: str, **fields: Any) -> dict:
-    now = int(time.time())
-    return {"id": "chatcmpl-fake", "object": obj, "created": now, "model": model, **fields}
-
-
-def _openai_stream(reply: Reply, body: dict) -> Iterator[bytes | _Chunk]:
-    model = body.get("model", "fake")
-    started: set[int] = set()
-    for chunk in _chunks(reply):
-        yield chunk
-        if chunk.kind == "reasoning":
-            yield _openai_chunk(model, {"role": "assistant", "reasoning_content": chunk.text})
-        elif chunk.kind == "text":
-            yield _openai_chunk(model, {"role": "assistant", "content": chunk.text})
-        else:
-            call: dict[str, Any] = {
-                "index": chunk.tool_index,
-                "function": {"arguments": chunk.text},
-            }
-            if chunk.tool_index not in started:
-                started.add(chunk.tool_index)
-                call_id, name, _ = reply.tool_calls[chunk.tool_index]
-                call.update(id=call_id, type="function")
-                call["function"]["name"] = name
-            yield _openai_chunk(model, {"tool_calls": [call]})
-    yield _END
-    yield _openai_chunk(model, {}, _openai_finish(reply))
-    if (body.get("stream_options") or {}).get("include_usage"):
-        envelope = _openai_envelope(model, "chat.completion.chunk", choices=[])
-        yield _sse({**envelope, "usage": _openai_usage(reply)})
-    yield _sse("[DONE]")
-
-
-def _openai_json(reply: Reply, body: dict) -> dict:
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(split_text(reply.text))}
-    if reply.reasoning:
-        message["reasoning_content"] = "".join(split_text(reply.reasoning))
-    if reply.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": cid,
-                "type": "function",
-                "function": {"name": name, "arguments": _arguments_text(a)},
-            }
-            for cid, name, a in reply.tool_calls
-        ]
-    choice = {"index": 0, "message": message, "finish_reason": _openai_finish(reply)}
-    return _openai_envelope(
-        body.get("model", "fake"), "chat.completion", choices=[choice], usage=_openai_usage(reply)
-    )
-
-
-def _openai_error(reply: Reply) -> dict:
-    error = {"message": reply.error_message, "type": "fake_error", "code": str(reply.status)}
-    return {"error": {**error, "param": None}}
-
-
-# ---- Anthropic ----
-
-
-def _anthropic_stop(reply: Reply) -> str:
-    return reply.finish_reason or ("tool_use" if reply.tool_calls else "end_turn")
-
-
-def _anthropic_event(kind: str, **fields: Any) -> bytes:
-    return _sse({"type": kind, **fields}, kind)
-
-
-def _anthropic_stream(reply: Reply, body: dict) -> Iterator[bytes | _Chunk]:
-    message = _anthropic_message(reply, body, content=[], stop_reason=None)
-    message["usage"] = {"input_tokens": reply.input_tokens, "output_tokens": 1}
-    yield _anthropic_event("message_start", message=message)
-    index, current = -1, None
-    if reply.redacted_thinking:
-        index += 1
-        block = {"type": "redacted_thinking", "data": reply.redacted_thinking}
-        yield _anthropic_event("content_block_start", index=index, content_block=block)
-        yield _anthropic_event("content_block_stop", index=index)
-    for chunk in _chunks(reply):
-        if (chunk.kind, chunk.tool_index) != current:
-            if current is not None:
-                yield from _anthropic_block_end(index, current[0], reply)
-            index, current = index + 1, (chunk.kind, chunk.tool_index)
-            block = _anthropic_start_block(chunk, reply)
-            yield _anthropic_event("content_block_start", index=index, content_block=block)
-        yield chunk
-        yield _anthropic_event("content_block_delta", index=index, delta=_anthropic_delta(chunk))
-    if current is not None:
-        yield from _anthropic_block_end(index, current[0], reply)
-    yield _END
-    delta = {"stop_reason": _anthropic_stop(reply), "stop_sequence": None}
-    usage = {"output_tokens": reply.output_tokens}
-    yield _anthropic_event("message_delta", delta=delta, usage=usage)
-    yield _anthropic_event("message_stop")
-
-
-def _anthropic_start_block(chunk: _Chunk, reply: Reply) -> dict:
-    if chunk.kind == "reasoning":
-        return {"type": "thinking", "thinking": "", "signature": ""}
-    if chunk.kind == "text":
-        return {"type": "text", "text": ""}
-    call_id, name, _ = reply.tool_calls[chunk.tool_index]
-    return {"type": "tool_use", "id": call_id, "name": name, "input": {}}
-
-
-def _anthropic_delta(chunk: _Chunk) -> dict:
-    if chunk.kind == "reasoning":
-        return {"type": "thinking_delta", "thinking": chunk.text}
-    if chunk.kind == "text":
-        return {"type": "text_delta", "text": chunk.text}
-    return {"type": "input_json_delta", "partial_json": chunk.text}
-
-
-def _anthropic_block_end(index: int, kind: str, reply: Reply) -> Iterator[bytes]:
-    """A thinking block's signature arrives as its last delta, as Anthropic sends it."""
-    if kind == "reasoning":
-        delta = {"type": "signature_delta", "signature": reply.signature}
-        yield _anthropic_event("content_block_delta", index=index, delta=delta)
-    yield _anthropic_event("content_block_stop", index=index)
-
-
-def _anthropic_message(reply: Reply, body: dict, content: list, stop_reason: str | None) -> dict:
-    usage = {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens}
-    message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": content}
-    stop = {"stop_reason": stop_reason, "stop_sequence": None}
-    return {**message, "model": body.get("model", "fake"), **stop, "usage": usage}
-
-
-def _anthropic_json(reply: Reply, body: dict) -> dict:
-    content: list[dict] = []
-    if reply.redacted_thinking:
-        content.append({"type": "redacted_thinking", "data": reply.redacted_thinking})
-    if reply.reasoning:
-        thinking = "".join(split_text(reply.reasoning))
-        content.append({"type": "thinking", "thinking": thinking, "signature": reply.signature})
-    if reply.text:
-        content.append({"type": "text", "text": "".join(split_text(reply.text))})
-    for call_id, name, arguments in reply.tool_calls:
-        args = json.loads(_arguments_text(arguments))
-        content.append({"type": "tool_use", "id": call_id, "name": name, "input": args})
-    return _anthropic_message(reply, body, content, _anthropic_stop(reply))
-
-
-def _anthropic_error(reply: Reply) -> dict:
-    kind = "rate_limit_error" if reply.status == 429 else "api_error"
-    return {"type": "error", "error": {"type": kind, "message": reply.error_message}}
-
-
-# ---- Gemini ----
-
-
-def _gemini_finish(reply: Reply) -> str:
-    return reply.finish_reason or "STOP"
-
-
-def _gemini_usage(reply: Reply) -> dict:
-    """Gemini counts thoughts apart from candidates; ``Reply.output_tokens`` includes them, as
-    OpenAI's completion_tokens and Anthropic's output_tokens do."""
-    return {
-        "promptTokenCount": reply.input_tokens,
-        "candidatesTokenCount": reply.output_tokens - reply.reasoning_tokens,
-        "thoughtsTokenCount": reply.reasoning_tokens,
-        "totalTokenCount": reply.input_tokens + reply.output_tokens,
-    }
-
-
-def _gemini_call_parts(reply: Reply) -> list[dict]:
-    """Gemini sends a whole functionCall at once; a thoughtSignature rides on the first call
-    when the model was thinking (Gemini 2.5+), and a native ``id`` (Gemini 3.5+)."""
-    parts = []
-    for index, (call_id, name, arguments) in enumerate(reply.tool_calls):
-        call = {"id": call_id, "name": name, "args": json.loads(_arguments_text(arguments))}
-        part: dict[str, Any] = {"functionCall": call}
-        if index == 0 and reply.reasoning:
-            part["thoughtSignature"] = reply.signature
-        parts.append(part)
-    return parts
-
-
-def _gemini_response(parts: list[dict], finish: str | None = None, usage: dict | None = None):
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
-    if finish:
-        candidate["finishReason"] = finish
-    response: dict[str, Any] = {"candidates": [candidate], "modelVersion": "fake"}
-    if usage:
-        response["usageMetadata"] = usage
-    return response
-
-
-def _gemini_stream(reply: Reply, body: dict) -> Iterator[bytes | _Chunk]:
-    call_parts = _gemini_call_parts(reply)
-    for chunk in _chunks(reply):
-        yield chunk
-        if chunk.kind == "reasoning":
-            yield _sse(_gemini_response([{"text": chunk.text, "thought": True}]))
-        elif chunk.kind == "text":
-            yield _sse(_gemini_response([{"text": chunk.text}]))
-        elif chunk.last:
-            yield _sse(_gemini_response([call_parts[chunk.tool_index]]))
-    yield _END
-    yield _sse(_gemini_response([], _gemini_finish(reply), _gemini_usage(reply)))
-
-
-def _gemini_json(reply: Reply, body: dict) -> dict:
-    parts: list[dict] = []
-    if reply.reasoning:
-        parts.append({"text": "".join(split_text(reply.reasoning)), "thought": True})
-    if reply.text:
-        parts.append({"text": "".join(split_text(reply.text))})
-    parts += _gemini_call_parts(reply)
-    return _gemini_response(parts, _gemini_finish(reply), _gemini_usage(reply))
-
-
-def _gemini_error(reply: Reply) -> dict:
-    status = "RESOURCE_EXHAUSTED" if reply.status == 429 else "INTERNAL"
-    return {"error": {"code": reply.status, "message": reply.error_message, "status": status}}
-
-
-_DIALECTS = {
-    "openai": (_openai_stream, _openai_json, _openai_error),
-    "anthropic": (_anthropic_stream, _anthropic_json, _anthropic_error),
-    "gemini": (_gemini_stream, _gemini_json, _gemini_error),
-}
 
 
 def _dialect(path: str) -> tuple[str, bool | None]:
@@ -401,7 +116,9 @@ class FakeProvider:
             return self._open_streams
 
     def start(self) -> "FakeProvider":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio turns TCP_NODELAY on only for sockets that say they are
+        # TCP; without it every small SSE write waits ~40 ms for Nagle + delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -486,7 +203,7 @@ class FakeProvider:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         query = scope.get("query_string", b"").decode()
         reply = self._next(RecordedRequest(dialect, scope["path"], query, headers, payload))
-        stream_events, whole, error = _DIALECTS.get(dialect, _DIALECTS["openai"])
+        stream_events, whole, error = DIALECTS.get(dialect, DIALECTS["openai"])
         if reply.status != 200:
             extra = [(b"retry-after", reply.retry_after.encode())] if reply.retry_after else []
             await _send_json(send, reply.status, error(reply), extra)
@@ -542,14 +259,14 @@ async def _pace(reply: Reply, sent: int) -> None:
         await asyncio.sleep(reply.chunk_delay)
 
 
-async def _write_stream(send: Any, events: Iterator[bytes | _Chunk], reply: Reply) -> None:
+async def _write_stream(send: Any, events: Iterator[bytes | Chunk], reply: Reply) -> None:
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     sent = 0
     for item in events:
-        if isinstance(item, _Chunk):
+        if isinstance(item, Chunk):
             await _pace(reply, sent)
-            sent += item is not _END
+            sent += item is not END
             continue
         await send({"type": "http.response.body", "body": item, "more_body": True})
     await send({"type": "http.response.body", "body": b""})

@@ -9,7 +9,9 @@ from email.utils import formatdate
 import litellm
 import pytest
 
-from opencode.llm.litellm_adapter import LiteLLMClient, parse_retry_after, to_usage
+from opencode.llm.errors import parse_retry_after
+from opencode.llm.accumulate import to_usage
+from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.types import (
     ChatMessage,
     ModelRequest,

@@ -1,0 +1,132 @@
+"""Any LiteLLM or transport failure as one short, human-readable ``ProviderError``.
+
+Retryable exactly when a second attempt can help: 408, 409, 429, 5xx, connection failures,
+timeouts and stalled streams. The provider's own ``Retry-After`` travels along when it sent one.
+"""
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+import opencode.core.env  # noqa: F401  (LiteLLM's offline settings, before LiteLLM loads)
+
+# isort: split
+import litellm
+
+from opencode.llm.types import ProviderError
+
+_TRANSPORT_ERRORS = (
+    litellm.APIConnectionError,
+    litellm.Timeout,
+    httpx.TransportError,  # LiteLLM's aiohttp transport re-raises aiohttp errors as these
+    ConnectionError,
+    TimeoutError,
+)
+_TIMEOUTS = (litellm.Timeout, httpx.TimeoutException, TimeoutError)
+_RETRYABLE_STATUS = {408, 409, 429}
+
+
+def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
+    """A short, human-readable ProviderError for any LiteLLM / transport failure: retryable
+    for 408, 409, 429, 5xx, connection failures and timeouts."""
+    cause = _unwrap(exc)
+    status = getattr(cause, "status_code", None)
+    status = status if isinstance(status, int) else None
+    detail = _provider_message(cause)
+    if status is None or status >= 500:  # LiteLLM labels some connection failures 500
+        transport = [e for e in _chain(exc) if isinstance(e, _TRANSPORT_ERRORS)]
+        if transport:
+            what = "timed out" if any(isinstance(e, _TIMEOUTS) for e in transport) else "failed"
+            return ProviderError(f"{provider}: connection {what}: {detail}", retryable=True)
+    retryable = status is not None and (status in _RETRYABLE_STATUS or status >= 500)
+    label = f"{provider} error {status}" if status else f"{provider} error"
+    return ProviderError(
+        f"{label}: {detail}", status_code=status, retryable=retryable, retry_after=_retry_after(exc)
+    )
+
+
+def stalled_stream_error(provider: str, idle_timeout: float) -> ProviderError:
+    """The provider kept the connection open but sent nothing for ``idle_timeout`` seconds."""
+    message = f"{provider}: no data for {idle_timeout:g} s; the stream stalled"
+    return ProviderError(message, retryable=True)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """LiteLLM wraps failures while streaming (also a Gemini error status, which only shows up
+    at the first chunk) in ``MidStreamFallbackError`` (always 'status 503'); the real one is
+    ``original_exception``."""
+    while isinstance(original := getattr(exc, "original_exception", None), BaseException):
+        exc = original
+    return exc
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "original_exception", None), current.__cause__]
+        pending.append(current.__context__)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), wherever
+    in LiteLLM's exception chain the response headers survived."""
+    for current in _chain(exc):
+        response = getattr(current, "response", None)
+        for headers in (
+            getattr(current, "litellm_response_headers", None),
+            getattr(current, "headers", None),
+            getattr(response, "headers", None),
+        ):
+            if headers and (delay := parse_retry_after(headers)) is not None:
+                return delay
+    return None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    headers = {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" in headers:
+            return max(0.0, float(headers["retry-after"]))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(headers["retry-after"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+: |\w+Error: )+")
+_PROVIDER_PREFIX = re.compile(r"^\w*Exception(?: \w+Error)? - ")
+_HANDLE_WITH = re.compile(r"\s*Handle with `[^`]*`\.?$")
+
+
+def _provider_message(exc: BaseException) -> str:
+    """The provider's own words: the ``message`` of its JSON error body when there is one,
+    without LiteLLM's ``litellm.RateLimitError: ...Exception - `` prefixes."""
+    text = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    text = _HANDLE_WITH.sub("", _PROVIDER_PREFIX.sub("", _LITELLM_PREFIX.sub("", text)))
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        try:
+            body = json.loads(text[start : end + 1])
+        except ValueError:
+            body = None
+        error = body.get("error", body) if isinstance(body, dict) else None
+        detail = error.get("message") if isinstance(error, dict) else error
+        if isinstance(detail, str) and detail:
+            text = detail
+    return text if len(text) <= 300 else text[:297] + "..."
