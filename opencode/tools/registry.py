@@ -32,11 +32,15 @@ class ToolResult:
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
+        self._specs: dict[str, ToolSpec] = {}  # a tool's schema never changes: build it once
 
     def register(self, tool: Tool) -> None:
         if tool.name in self._tools:
             raise ValueError(f"A tool named {tool.name!r} is already registered.")
         self._tools[tool.name] = tool
+        self._specs[tool.name] = ToolSpec(
+            tool.name, tool.description, provider_schema(tool.json_schema())
+        )
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -56,10 +60,7 @@ class ToolRegistry:
         return [self._tools[name] for name in dict.fromkeys(names)]
 
     def specs(self, tools: Iterable[Tool]) -> tuple[ToolSpec, ...]:
-        return tuple(
-            ToolSpec(tool.name, tool.description, provider_schema(tool.json_schema()))
-            for tool in tools
-        )
+        return tuple(self._specs[tool.name] for tool in tools)
 
     async def execute(
         self, call: ToolCall, ctx: ToolContext, allowed: Collection[str] | None = None
