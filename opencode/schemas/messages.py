@@ -78,3 +78,8 @@ class MessageCreate(BaseModel):
     system: str | None = None
     max_steps: int = Field(25, ge=1, le=100)
     tools: list[str] | None = Field(None, description="Tool names to enable (default: all)")
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None,
+        description="Turn on extended thinking / reasoning (Anthropic thinking budget, OpenAI "
+        "reasoning effort, Gemini thinking) for models that support it",
+    )

@@ -6,11 +6,14 @@ and as a future here (so a reply resumes the waiting tool at once).
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from opencode.core.errors import Conflict, NotFound, OpencodeError
 from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
+from opencode.schemas.questions import QuestionOut
+from opencode.services.views import question_out
 from opencode.storage.base import QuestionRecord, QuestionStatus, Store
 from opencode.tools.base import ToolError
 
@@ -55,7 +58,7 @@ class QuestionBroker:
         finally:
             self._waiting.pop(record.id, None)
 
-    async def reply(self, question_id: str, answers: list[list[str]]) -> QuestionRecord:
+    async def reply(self, question_id: str, answers: list[list[str]]) -> QuestionOut:
         record = await self._pending(question_id)
         if len(answers) != len(record.questions):
             raise OpencodeError(
@@ -67,18 +70,18 @@ class QuestionBroker:
         future = self._waiting.get(question_id)
         if future is not None and not future.done():
             future.set_result(answers)
-        return record
+        return question_out(replace(record, status="answered", answers=answers))
 
-    async def reject(self, question_id: str) -> QuestionRecord:
+    async def reject(self, question_id: str) -> QuestionOut:
         record = await self._pending(question_id)
         await self._resolve(record, "rejected", None)
         future = self._waiting.get(question_id)
         if future is not None and not future.done():
             future.set_exception(ToolError("The user dismissed this question."))
-        return record
+        return question_out(replace(record, status="rejected"))
 
-    async def list_pending(self, session_id: str | None = None) -> list[QuestionRecord]:
-        return await self._store.list_questions(session_id=session_id)
+    async def list_pending(self, session_id: str | None = None) -> list[QuestionOut]:
+        return [question_out(r) for r in await self._store.list_questions(session_id=session_id)]
 
     async def _pending(self, question_id: str) -> QuestionRecord:
         record = await self._store.get_question(question_id)

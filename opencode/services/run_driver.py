@@ -275,7 +275,11 @@ async def drive(
             async for event in events:
                 await driver.apply(event)
     except asyncio.CancelledError:
-        # Aborted: keep what was generated. Finishing must not be interrupted by a second cancel.
+        # Aborted: keep what was generated. The cancel is consumed here (this task is the run's
+        # owner); finishing is shielded so a second cancel cannot cut the final write.
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
         await asyncio.shield(driver.finish("aborted", "aborted"))
     except (ProviderError, OpencodeError) as exc:
         await driver.fail(exc.message, exc.status_code)

@@ -13,14 +13,14 @@ from typing import Any
 
 from opencode.agent.history import build_history
 from opencode.agent.loop import Turn
-from opencode.core.errors import Conflict, NotFound, OpencodeError
+from opencode.core.errors import BadRequest, Conflict, NotFound, OpencodeError
 from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
 from opencode.schemas.events import MessageStart
 from opencode.schemas.messages import MessageCreate
 from opencode.schemas.sessions import AbortOut
-from opencode.services.providers import ProviderCatalog
+from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
 from opencode.services.run_driver import Run, RunDriver, RunTools, drive
 from opencode.services.todos import TodoService
@@ -125,6 +125,7 @@ class RunManager:
             tools = self._registry.select(body.tools)
         except ValueError as exc:
             raise OpencodeError(str(exc), status_code=422) from None
+        extra = self._reasoning_options(model, body.reasoning_effort)
         history = build_history(await self._history(session_id))
         now = utc_now()
         user = await self._store.add_message(
@@ -173,8 +174,20 @@ class RunManager:
             api_key=model.api_key,
             api_base=model.api_base,
             max_tokens=self._max_output_tokens,
+            extra=extra,
         )
         return run, Turn(request=request, tools=tools, max_steps=body.max_steps)
+
+    def _reasoning_options(self, model: ResolvedModel, effort: str | None) -> dict[str, str]:
+        if effort is None:
+            return {}
+        info = self._catalog.find_model(model.provider_id, model.model_id)
+        if info is not None and not info.supports_reasoning:
+            raise BadRequest(
+                f"Model {model.ref} does not support reasoning; drop reasoning_effort or pick a "
+                f"model with supports_reasoning in GET /provider/{model.provider_id}/model."
+            )
+        return {"reasoning_effort": effort}
 
     async def _history(self, session_id: str) -> list[MessageRecord]:
         records, _ = await self._store.list_messages(session_id, limit=None, offset=0, order="asc")

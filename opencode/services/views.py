@@ -2,8 +2,9 @@
 
 from opencode.schemas.common import UsageOut
 from opencode.schemas.messages import MessageOut
+from opencode.schemas.questions import QuestionOut
 from opencode.schemas.sessions import SessionOut
-from opencode.storage.base import MessageRecord, SessionRecord
+from opencode.storage.base import MessageRecord, QuestionRecord, SessionRecord
 
 
 def session_out(record: SessionRecord, *, model: str | None, busy: bool) -> SessionOut:
@@ -38,4 +39,17 @@ def message_out(record: MessageRecord) -> MessageOut:
         usage=UsageOut(**record.usage),
         cost=record.cost,
         error=record.error,
+    )
+
+
+def question_out(record: QuestionRecord) -> QuestionOut:
+    return QuestionOut(
+        id=record.id,
+        session_id=record.session_id,
+        message_id=record.message_id,
+        tool_call_id=record.call_id,
+        questions=record.questions,
+        status=record.status,
+        created_at=record.created_at,
+        answers=record.answers,
     )

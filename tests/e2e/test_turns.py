@@ -183,3 +183,31 @@ async def test_every_provider_streams_reasoning_and_text(fake, start_server, mod
         assistant = [m for m in fake.requests[-1].json["messages"] if m["role"] == "assistant"][0]
         thinking = [b for b in assistant["content"] if b["type"] == "thinking"]
         assert thinking and thinking[0]["signature"] == "sig-fake"
+
+
+async def test_reasoning_effort_turns_on_thinking(fake, start_server):
+    server = start_server(OPENCODE_MODEL="anthropic/claude-sonnet-4-5")
+    fake.script(Reply(reasoning="deep", text="answer"), Reply(text="plain"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        session_id = await new_session(client)
+        frames = await send(client, session_id, content="think hard", reasoning_effort="low")
+        assert frames[-1].type == "done"
+        thinking = fake.requests[-1].json["thinking"]
+        assert thinking["type"] == "enabled" and thinking["budget_tokens"] > 0
+
+        frames = await send(
+            client,
+            session_id,
+            content="and you?",
+            provider_id="openai",
+            model_id="gpt-5-mini",
+            reasoning_effort="high",
+        )
+        assert frames[-1].type == "done"
+        assert fake.requests[-1].json["reasoning_effort"] == "high"
+
+        refused = await client.post(
+            f"/session/{session_id}/message",
+            json={"content": "x", "model_id": "openai/gpt-4o-mini", "reasoning_effort": "low"},
+        )
+        assert refused.status_code == 400 and "reasoning" in refused.json()["detail"]
