@@ -41,6 +41,20 @@ def server_env(fake: FakeProvider, tmp_path: Path, **overrides: str) -> dict[str
     return env
 
 
+@pytest.fixture(scope="session")
+def shared_server(provider_server: FakeProvider, tmp_path_factory) -> Iterator[ServerProcess]:
+    """One real server for the tests that need no special settings (each uses new sessions)."""
+    workdir = tmp_path_factory.mktemp("shared-server")
+    server = ServerProcess(workdir, server_env(provider_server, workdir)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(fake: FakeProvider, shared_server: ServerProcess) -> ServerProcess:
+    return shared_server
+
+
 @pytest.fixture
 def start_server(fake: FakeProvider, tmp_path: Path) -> Iterator:
     """``start_server(**env)`` runs the real server against the fake provider; all are

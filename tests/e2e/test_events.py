@@ -29,8 +29,7 @@ async def wait_until(predicate, timeout=10.0):
     raise AssertionError("condition not reached")
 
 
-async def test_bus_carries_session_message_and_todo_events(fake, start_server):
-    server = start_server()
+async def test_bus_carries_session_message_and_todo_events(fake, server):
     todos = [{"id": "a", "content": "x", "status": "pending", "priority": "low"}]
     fake.script(Reply(tool_calls=[("t1", "todowrite", {"todos": todos})]), Reply(text="hi there"))
     frames: list = []

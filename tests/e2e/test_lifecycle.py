@@ -28,8 +28,7 @@ async def wait_for_status(client, session_id, message_id, statuses, timeout=10.0
     raise AssertionError(f"message {message_id} stayed {message['status']}")
 
 
-async def test_reply_survives_client_disconnect(fake, start_server):
-    server = start_server()
+async def test_reply_survives_client_disconnect(fake, server):
     fake.script(Reply(text=[f"w{i} " for i in range(10)], chunk_delay=0.1))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
@@ -44,8 +43,7 @@ async def test_reply_survives_client_disconnect(fake, start_server):
         assert (await client.get(f"/session/{session_id}")).json()["status"] == "idle"
 
 
-async def test_abort_keeps_partial_text_and_closes_the_provider_stream(fake, start_server):
-    server = start_server()
+async def test_abort_keeps_partial_text_and_closes_the_provider_stream(fake, server):
     fake.script(Reply(text=["partial ", "answer ", "never"], hang_after=2))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
@@ -138,8 +136,7 @@ QUESTION = {
 }
 
 
-async def test_question_round_trip_and_reconnect(fake, start_server):
-    server = start_server()
+async def test_question_round_trip_and_reconnect(fake, server):
     fake.script(
         Reply(tool_calls=[("call_q", "question", {"questions": [QUESTION]})]),
         Reply(text="Blue it is."),
@@ -180,8 +177,7 @@ async def test_question_round_trip_and_reconnect(fake, start_server):
         ).status_code == 404
 
 
-async def test_question_reject_returns_dismissed_error_to_the_model(fake, start_server):
-    server = start_server()
+async def test_question_reject_returns_dismissed_error_to_the_model(fake, server):
     fake.script(
         Reply(tool_calls=[("call_q", "question", {"questions": [QUESTION]})]),
         Reply(text="OK, skipping."),

@@ -19,8 +19,7 @@ def example_code() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_readme_example_runs_as_written(fake, start_server, tmp_path):
-    server = start_server()
+def test_readme_example_runs_as_written(fake, server, tmp_path):
     fake.script(Reply(text="I can help with many things."))
     code = example_code().replace("http://localhost:7860", server.url)
     result = subprocess.run(
@@ -34,8 +33,7 @@ def test_readme_example_runs_as_written(fake, start_server, tmp_path):
     assert re.match(r"Total cost: \$0\.\d{4}", lines[-1])
 
 
-def test_readme_documents_every_route(fake, start_server):
-    server = start_server()
+def test_readme_documents_every_route(fake, server):
     spec = httpx.get(f"{server.url}/openapi.json").json()
     readme = README.read_text()
     for path, methods in spec["paths"].items():

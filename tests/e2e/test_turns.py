@@ -22,8 +22,7 @@ async def send(client: httpx.AsyncClient, session_id: str, **body):
         return await collect(response)
 
 
-async def test_text_turn_streams_every_event_and_is_stored(fake, start_server):
-    server = start_server()
+async def test_text_turn_streams_every_event_and_is_stored(fake, server):
     fake.script(Reply(text=["Hel", "lo ", "there"], input_tokens=12, output_tokens=7))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client, title="greeting")
@@ -70,8 +69,7 @@ async def test_text_turn_streams_every_event_and_is_stored(fake, start_server):
     assert sent["stream"] is True and sent["messages"][-1] == {"role": "user", "content": "Hi"}
 
 
-async def test_tool_calls_run_and_the_turn_continues(fake, start_server):
-    server = start_server()
+async def test_tool_calls_run_and_the_turn_continues(fake, server):
     todos = [{"id": "1", "content": "write tests", "status": "in_progress", "priority": "high"}]
     fake.script(
         Reply(
@@ -123,8 +121,7 @@ async def test_tool_calls_run_and_the_turn_continues(fake, start_server):
     assert [m["tool_call_id"] for m in tool_messages] == ["call_todo", "call_bad", "call_args"]
 
 
-async def test_max_steps_ends_the_turn(fake, start_server):
-    server = start_server()
+async def test_max_steps_ends_the_turn(fake, server):
     fake.script(
         Reply(tool_calls=[("c1", "todoread", {})]), Reply(tool_calls=[("c2", "todoread", {})])
     )
@@ -151,8 +148,7 @@ async def test_provider_failure_sends_error_and_session_stays_usable(fake, start
     assert len(fake.requests) == 4  # one try + two retries, then the next turn
 
 
-async def test_retry_recovers_transparently(fake, start_server):
-    server = start_server()
+async def test_retry_recovers_transparently(fake, server):
     fake.script(Reply(status=429, retry_after="0"), Reply(text="ok"))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
@@ -164,15 +160,14 @@ async def test_retry_recovers_transparently(fake, start_server):
 @pytest.mark.parametrize(
     "model", ["anthropic/claude-sonnet-4-5", "gemini/gemini-2.5-flash", "openai/gpt-4o-mini"]
 )
-async def test_every_provider_streams_reasoning_and_text(fake, start_server, model):
-    server = start_server(OPENCODE_MODEL=model)
+async def test_every_provider_streams_reasoning_and_text(fake, server, model):
     fake.script(
         Reply(reasoning="Let me think.", tool_calls=[("toolu_1", "todoread", {})]),
         Reply(text="Done thinking."),
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        frames = await send(client, session_id, content="think")
+        frames = await send(client, session_id, content="think", model_id=model)
         assert "".join(f.data["text"] for f in frames if f.type == "reasoning") == "Let me think."
         assert frames[-1].type == "done" and frames[-1].data["cost"] > 0
         page = (await client.get(f"/session/{session_id}/message")).json()

@@ -1,8 +1,16 @@
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from opencode.llm.litellm_adapter import LiteLLMClient
+from opencode.llm.openai_native import OpenAIStreamClient
+from opencode.llm.types import ModelClient
 from tests.fakes.provider import FakeProvider
+
+CLIENTS = {"litellm": LiteLLMClient, "native": OpenAIStreamClient}
+# "<client>-<dialect>": LiteLLM speaks every dialect, the native client OpenAI's only.
+PAIRS = ["litellm-openai", "litellm-anthropic", "litellm-gemini", "native-openai"]
+OPENAI_PAIRS = ["litellm-openai", "native-openai"]
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +25,23 @@ def fake_provider(_fake_provider_server: FakeProvider) -> Iterator[FakeProvider]
     _fake_provider_server.reset()
     yield _fake_provider_server
     _fake_provider_server.reset()
+
+
+@pytest.fixture(params=PAIRS)
+def pair(request: pytest.FixtureRequest) -> str:
+    """Which client against which wire dialect; a test narrows it with
+    ``@pytest.mark.parametrize("pair", [...])``."""
+    return request.param
+
+
+@pytest.fixture
+def dialect(pair: str) -> str:
+    return pair.split("-", 1)[1]
+
+
+@pytest.fixture
+async def client(pair: str) -> AsyncIterator[ModelClient]:
+    model_client = CLIENTS[pair.split("-", 1)[0]]()
+    yield model_client
+    if isinstance(model_client, OpenAIStreamClient):
+        await model_client.aclose()

@@ -1,4 +1,5 @@
-"""LiteLLMClient through the real LiteLLM HTTP path, against the loopback fake provider."""
+"""Both ModelClients through their real HTTP paths, against the loopback fake provider: LiteLLMClient
+in every dialect, OpenAIStreamClient in OpenAI's (the ``pair`` fixture, in conftest)."""
 
 import asyncio
 import json
@@ -9,11 +10,12 @@ from email.utils import formatdate
 import litellm
 import pytest
 
-from opencode.llm.errors import parse_retry_after
 from opencode.llm.accumulate import to_usage
+from opencode.llm.errors import parse_retry_after
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.types import (
     ChatMessage,
+    ModelClient,
     ModelRequest,
     ProviderError,
     Reasoning,
@@ -24,6 +26,7 @@ from opencode.llm.types import (
     ToolSpec,
 )
 from tests.fakes.provider import NO_REPLY_MESSAGE, FakeProvider, Reply
+from tests.llm.conftest import OPENAI_PAIRS
 
 MODELS = {
     "openai": "openai/gpt-4o-mini",
@@ -33,11 +36,6 @@ MODELS = {
 USER = (ChatMessage(role="user", text="hi"),)
 
 
-@pytest.fixture(params=list(MODELS))
-def dialect(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 def model_request(fake: FakeProvider, dialect: str, **fields) -> ModelRequest:
     fields.setdefault("messages", USER)
     base = getattr(fake, f"{dialect}_base")
@@ -45,8 +43,10 @@ def model_request(fake: FakeProvider, dialect: str, **fields) -> ModelRequest:
     return ModelRequest(model=model, api_key="test-key", api_base=base, **fields)
 
 
-async def collect(request: ModelRequest) -> tuple[list[StreamChunk], StepOutput]:
-    chunks = [chunk async for chunk in LiteLLMClient().stream(request)]
+async def collect(
+    client: ModelClient, request: ModelRequest
+) -> tuple[list[StreamChunk], StepOutput]:
+    chunks = [chunk async for chunk in client.stream(request)]
     assert isinstance(chunks[-1], StepOutput)
     assert not any(isinstance(chunk, StepOutput) for chunk in chunks[:-1])
     return chunks[:-1], chunks[-1]
@@ -57,10 +57,12 @@ def map_price(model: str, key: str) -> float:
     return entry[key]
 
 
-async def test_text_streams_in_order(fake_provider: FakeProvider, dialect: str) -> None:
+async def test_text_streams_in_order(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text=["Hel", "lo, ", "wor", "ld!"]))
 
-    deltas, out = await collect(model_request(fake_provider, dialect, system="Be brief."))
+    deltas, out = await collect(client, model_request(fake_provider, dialect, system="Be brief."))
 
     assert deltas == [TextDelta("Hel"), TextDelta("lo, "), TextDelta("wor"), TextDelta("ld!")]
     assert out.text == "Hello, world!"
@@ -70,11 +72,11 @@ async def test_text_streams_in_order(fake_provider: FakeProvider, dialect: str) 
 
 
 async def test_usage_and_cost_come_from_the_offline_map(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(text="ok", input_tokens=1200, output_tokens=300))
 
-    _, out = await collect(model_request(fake_provider, dialect))
+    _, out = await collect(client, model_request(fake_provider, dialect))
 
     model = MODELS[dialect]
     assert (out.usage.input_tokens, out.usage.output_tokens) == (1200, 300)
@@ -85,19 +87,26 @@ async def test_usage_and_cost_come_from_the_offline_map(
     assert out.cost > 0
 
 
-@pytest.mark.parametrize("dialect", ["openai", "gemini"])
-async def test_reasoning_tokens_are_reported(fake_provider: FakeProvider, dialect: str) -> None:
+@pytest.mark.parametrize("pair", [*OPENAI_PAIRS, "litellm-gemini"])
+async def test_reasoning_tokens_are_reported(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text="ok", reasoning="hmm", output_tokens=50, reasoning_tokens=20))
 
-    _, out = await collect(model_request(fake_provider, dialect))
+    _, out = await collect(client, model_request(fake_provider, dialect))
 
     assert (out.usage.output_tokens, out.usage.reasoning_tokens) == (50, 20)
 
 
-async def test_unknown_model_costs_nothing(fake_provider: FakeProvider) -> None:
+@pytest.mark.parametrize("pair", OPENAI_PAIRS)
+async def test_unknown_model_costs_nothing(
+    fake_provider: FakeProvider, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text="ok"))
 
-    _, out = await collect(model_request(fake_provider, "openai", model="openai/no-such-model"))
+    _, out = await collect(
+        client, model_request(fake_provider, "openai", model="openai/no-such-model")
+    )
 
     assert out.cost == 0.0 and out.usage.input_tokens == 10
 
@@ -117,7 +126,9 @@ def test_usage_maps_cache_fields() -> None:
     assert (mapped.cache_read_tokens, mapped.cache_write_tokens) == (60, 30)
 
 
-async def test_tool_calls_are_reassembled(fake_provider: FakeProvider, dialect: str) -> None:
+async def test_tool_calls_are_reassembled(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     first = {"path": "src/main.py", "lines": [1, 2, 3], "note": 'ünïcode "quoted"'}
     fake_provider.script(
         Reply(text="Let me look.", tool_calls=[("call_a", "read", first), ("call_b", "ls", "{}")])
@@ -127,7 +138,7 @@ async def test_tool_calls_are_reassembled(fake_provider: FakeProvider, dialect: 
         ToolSpec("ls", "List files", {"type": "object", "properties": {}}),
     )
 
-    _, out = await collect(model_request(fake_provider, dialect, tools=tools))
+    _, out = await collect(client, model_request(fake_provider, dialect, tools=tools))
 
     assert [(call.id, call.name) for call in out.tool_calls] == [
         ("call_a", "read"),
@@ -148,20 +159,22 @@ def _tool_names(body: dict, dialect: str) -> list[str]:
     return [decl["name"] for tool in body["tools"] for decl in tool["function_declarations"]]
 
 
-async def test_no_tools_key_without_tools(fake_provider: FakeProvider, dialect: str) -> None:
+async def test_no_tools_key_without_tools(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text="ok"))
 
-    await collect(model_request(fake_provider, dialect))
+    await collect(client, model_request(fake_provider, dialect))
 
     assert "tools" not in fake_provider.requests[0].json
 
 
 async def test_reasoning_streams_as_reasoning_deltas(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(reasoning=["Let me ", "think."], text="Answer."))
 
-    deltas, out = await collect(model_request(fake_provider, dialect))
+    deltas, out = await collect(client, model_request(fake_provider, dialect))
 
     assert deltas == [ReasoningDelta("Let me "), ReasoningDelta("think."), TextDelta("Answer.")]
     signature = "sig-fake" if dialect == "anthropic" else None
@@ -170,15 +183,20 @@ async def test_reasoning_streams_as_reasoning_deltas(
 
 
 @pytest.mark.parametrize(
-    ("dialect", "wire_reason"),
-    [("openai", "length"), ("anthropic", "max_tokens"), ("gemini", "MAX_TOKENS")],
+    ("pair", "wire_reason"),
+    [
+        ("litellm-openai", "length"),
+        ("native-openai", "length"),
+        ("litellm-anthropic", "max_tokens"),
+        ("litellm-gemini", "MAX_TOKENS"),
+    ],
 )
 async def test_length_finish_is_normalised(
-    fake_provider: FakeProvider, dialect: str, wire_reason: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient, wire_reason: str
 ) -> None:
     fake_provider.script(Reply(text="cut", finish_reason=wire_reason))
 
-    _, out = await collect(model_request(fake_provider, dialect, max_tokens=3))
+    _, out = await collect(client, model_request(fake_provider, dialect, max_tokens=3))
 
     assert out.finish_reason == "length"
 
@@ -206,13 +224,14 @@ async def test_anthropic_thinking_is_replayed_with_signature(fake_provider: Fake
         ),
         Reply(text="Done."),
     )
-    _, out = await collect(model_request(fake_provider, "anthropic"))
+    _, out = await collect(LiteLLMClient(), model_request(fake_provider, "anthropic"))
     assert out.reasoning == (
         Reasoning("", redacted="opaque=="),
         Reasoning("Need the file.", "sig-fake"),
     )
 
-    await collect(model_request(fake_provider, "anthropic", messages=_history(out, is_error=True)))
+    replay = _history(out, is_error=True)
+    await collect(LiteLLMClient(), model_request(fake_provider, "anthropic", messages=replay))
 
     assistant, tool_turn = fake_provider.requests[1].json["messages"][1:3]
     assert assistant["content"][:2] == [
@@ -224,11 +243,16 @@ async def test_anthropic_thinking_is_replayed_with_signature(fake_provider: Fake
     assert "Error: no such file" in json.dumps(tool_turn["content"][0]["content"])
 
 
-async def test_openai_replay_drops_reasoning(fake_provider: FakeProvider) -> None:
+@pytest.mark.parametrize("pair", OPENAI_PAIRS)
+async def test_openai_replay_drops_reasoning(
+    fake_provider: FakeProvider, client: ModelClient
+) -> None:
     fake_provider.script(Reply(reasoning="hmm", tool_calls=[("c1", "read", {"p": 1})]), Reply("ok"))
-    _, out = await collect(model_request(fake_provider, "openai", system="sys"))
+    _, out = await collect(client, model_request(fake_provider, "openai", system="sys"))
 
-    await collect(model_request(fake_provider, "openai", system="sys", messages=_history(out)))
+    await collect(
+        client, model_request(fake_provider, "openai", system="sys", messages=_history(out))
+    )
 
     messages = fake_provider.requests[1].json["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool"]
@@ -245,10 +269,10 @@ async def test_gemini_thought_signature_round_trips_in_the_call_id(
     fake_provider: FakeProvider,
 ) -> None:
     fake_provider.script(Reply(reasoning="hmm", tool_calls=[("g1", "read", {"p": 1})]), Reply("ok"))
-    _, out = await collect(model_request(fake_provider, "gemini"))
+    _, out = await collect(LiteLLMClient(), model_request(fake_provider, "gemini"))
     assert out.tool_calls[0].id.startswith("g1")
 
-    await collect(model_request(fake_provider, "gemini", messages=_history(out)))
+    await collect(LiteLLMClient(), model_request(fake_provider, "gemini", messages=_history(out)))
 
     model_turn = fake_provider.requests[1].json["contents"][1]  # LiteLLM writes snake_case
     assert model_turn["parts"][-1]["thoughtSignature"] == "sig-fake"
@@ -259,12 +283,12 @@ async def test_gemini_thought_signature_round_trips_in_the_call_id(
 
 
 async def test_rate_limit_is_retryable_with_retry_after(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(status=429, retry_after="2", error_message="slow down"))
 
     with pytest.raises(ProviderError) as caught:
-        await collect(model_request(fake_provider, dialect))
+        await collect(client, model_request(fake_provider, dialect))
 
     error = caught.value
     assert (error.status_code, error.retryable, error.retry_after) == (429, True, 2.0)
@@ -273,31 +297,34 @@ async def test_rate_limit_is_retryable_with_retry_after(
 
 @pytest.mark.parametrize(("status", "retryable"), [(400, False), (401, False), (503, True)])
 async def test_error_status_sets_retryable(
-    fake_provider: FakeProvider, dialect: str, status: int, retryable: bool
+    fake_provider: FakeProvider, dialect: str, client: ModelClient, status: int, retryable: bool
 ) -> None:
     fake_provider.script(Reply(status=status, error_message="nope"))
 
     with pytest.raises(ProviderError) as caught:
-        await collect(model_request(fake_provider, dialect))
+        await collect(client, model_request(fake_provider, dialect))
 
     assert (caught.value.status_code, caught.value.retryable) == (status, retryable)
     assert caught.value.retry_after is None
     assert caught.value.message.endswith(": nope")
 
 
-async def test_unscripted_request_fails_loudly(fake_provider: FakeProvider) -> None:
+@pytest.mark.parametrize("pair", OPENAI_PAIRS)
+async def test_unscripted_request_fails_loudly(
+    fake_provider: FakeProvider, client: ModelClient
+) -> None:
     with pytest.raises(ProviderError, match=NO_REPLY_MESSAGE):
-        await collect(model_request(fake_provider, "openai"))
+        await collect(client, model_request(fake_provider, "openai"))
 
 
 async def test_failure_mid_stream_raises_retryable(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(text=["one ", "two ", "three"], fail_after=2))
     seen: list[StreamChunk] = []
 
     with pytest.raises(ProviderError) as caught:
-        async for chunk in LiteLLMClient().stream(model_request(fake_provider, dialect)):
+        async for chunk in client.stream(model_request(fake_provider, dialect)):
             seen.append(chunk)
 
     assert seen == [TextDelta("one "), TextDelta("two ")]
@@ -305,22 +332,25 @@ async def test_failure_mid_stream_raises_retryable(
     assert "connection failed" in caught.value.message
 
 
-async def test_connection_refused_is_retryable(dialect: str) -> None:
+async def test_connection_refused_is_retryable(dialect: str, client: ModelClient) -> None:
     request = ModelRequest(MODELS[dialect], USER, api_key="k", api_base="http://127.0.0.1:9")
 
     with pytest.raises(ProviderError) as caught:
-        await collect(request)
+        await collect(client, request)
 
     assert caught.value.retryable
     assert "Traceback" not in caught.value.message and len(caught.value.message) < 400
 
 
-@pytest.mark.parametrize("dialect", ["openai", "anthropic"])  # LiteLLM ignores it for Gemini
-async def test_read_timeout_is_retryable(fake_provider: FakeProvider, dialect: str) -> None:
+# LiteLLM's own ``timeout`` (it ignores it for Gemini); the idle timeout covers every client.
+@pytest.mark.parametrize("pair", ["litellm-openai", "litellm-anthropic"])
+async def test_read_timeout_is_retryable(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text="never", hang_after=0))
 
     with pytest.raises(ProviderError) as caught:
-        await collect(model_request(fake_provider, dialect, extra={"timeout": 0.2}))
+        await collect(client, model_request(fake_provider, dialect, extra={"timeout": 0.2}))
 
     assert caught.value.retryable and caught.value.status_code is None
     assert caught.value.message.startswith(f"{dialect}: connection timed out")
@@ -339,13 +369,13 @@ def test_retry_after_header_forms() -> None:
 
 
 async def test_cancelling_the_consumer_closes_the_provider_stream(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(text=["first ", "never"], hang_after=1))
     first = asyncio.Event()
 
     async def consume() -> None:
-        async for chunk in LiteLLMClient().stream(model_request(fake_provider, dialect)):
+        async for chunk in client.stream(model_request(fake_provider, dialect)):
             assert chunk == TextDelta("first ")
             first.set()
 
@@ -360,10 +390,10 @@ async def test_cancelling_the_consumer_closes_the_provider_stream(
 
 
 async def test_cancelling_twice_still_closes_the_provider_stream(
-    fake_provider: FakeProvider, dialect: str
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
 ) -> None:
     fake_provider.script(Reply(text=["first ", "never"], hang_after=1))
-    stream = LiteLLMClient().stream(model_request(fake_provider, dialect))
+    stream = client.stream(model_request(fake_provider, dialect))
     assert await anext(stream) == TextDelta("first ")
     task = asyncio.create_task(anext(stream))
     await asyncio.sleep(0.05)
@@ -377,10 +407,12 @@ async def test_cancelling_twice_still_closes_the_provider_stream(
     assert await asyncio.to_thread(fake_provider.wait_closed, 1.0)
 
 
-async def test_aclose_closes_the_provider_stream(fake_provider: FakeProvider, dialect: str) -> None:
+async def test_aclose_closes_the_provider_stream(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
     fake_provider.script(Reply(text=["a ", "b ", "c"], chunk_delay=5.0))
 
-    async with aclosing(LiteLLMClient().stream(model_request(fake_provider, dialect))) as stream:
+    async with aclosing(client.stream(model_request(fake_provider, dialect))) as stream:
         assert await anext(stream) == TextDelta("a ")
         assert fake_provider.open_streams == 1
 
