@@ -19,7 +19,7 @@ from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.retry import RetryingClient
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
-from opencode.services.runs import RunManager
+from opencode.services.runs import RunManager, retry_notifier
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.services.todos import TodoService
@@ -36,6 +36,7 @@ def build_services(settings: Settings) -> Services:
         max_retries=settings.max_retries,
         base_delay=settings.retry_base_delay,
         max_delay=settings.retry_max_delay,
+        on_retry=retry_notifier(bus),
     )
     questions = QuestionBroker(store, bus, timeout=settings.question_timeout)
     runs = RunManager(

@@ -8,7 +8,8 @@ interrupted as ``error`` so their sessions take new messages.
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from typing import Any
 
 from opencode.agent.history import build_history
@@ -16,7 +17,7 @@ from opencode.agent.loop import Turn
 from opencode.core.errors import BadRequest, Conflict, NotFound, OpencodeError
 from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
-from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
 from opencode.schemas.events import MessageStart
 from opencode.schemas.messages import MessageCreate
 from opencode.schemas.sessions import AbortOut
@@ -36,6 +37,28 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 INTERRUPTED = "Interrupted: the server stopped while this reply was being generated."
 ABORT_WAIT_SECONDS = 5.0
+
+# The session whose run is executing in the current task (read by the retry notifier, which
+# sits inside the model client and so knows nothing about sessions).
+_run_session: ContextVar[str | None] = ContextVar("opencode_run_session", default=None)
+
+
+def retry_notifier(bus: EventBus) -> Callable[[int, ProviderError, float], None]:
+    """``on_retry`` for the model client: tell ``/event`` subscribers a step is being retried."""
+
+    def notify(attempt: int, error: ProviderError, delay: float) -> None:
+        session_id = _run_session.get()
+        if session_id is not None:
+            bus.publish(
+                "session.status",
+                session_id=session_id,
+                status="retry",
+                attempt=attempt,
+                delay=round(delay, 3),
+                message=error.message,
+            )
+
+    return notify
 
 
 class RunManager:
@@ -195,6 +218,7 @@ class RunManager:
 
     async def _own(self, run: Run, body: Coroutine[Any, Any, None]) -> None:
         run.started.set()
+        _run_session.set(run.session_id)
         try:
             await body
         finally:

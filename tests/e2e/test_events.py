@@ -119,3 +119,26 @@ async def test_generate_title(fake, start_server):
         assert (await client.get(f"/session/{session_id}")).json()[
             "title"
         ] == "Planning A Garden Party"
+
+
+async def test_retries_are_announced_on_the_bus(fake, server):
+    fake.script(Reply(status=429, retry_after="0", error_message="slow down"), Reply(text="ok"))
+    frames: list = []
+    ready = asyncio.Event()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        reader = asyncio.create_task(read_bus(client, frames, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        session_id = (await client.post("/session")).json()["id"]
+        async with client.stream(
+            "POST", f"/session/{session_id}/message", json={"content": "hi"}
+        ) as response:
+            assert (await collect(response))[-1].type == "done"
+        await wait_until(
+            lambda: any(f.data["properties"].get("status") == "idle" for f in frames[1:])
+        )
+        reader.cancel()
+    statuses = [f.data["properties"] for f in frames if f.data["type"] == "session.status"]
+    assert [s["status"] for s in statuses] == ["busy", "retry", "idle"]
+    retry = statuses[1]
+    assert retry["session_id"] == session_id and retry["attempt"] == 1
+    assert retry["delay"] == 0 and "slow down" in retry["message"]
