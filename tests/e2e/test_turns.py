@@ -206,3 +206,23 @@ async def test_reasoning_effort_turns_on_thinking(fake, start_server):
             json={"content": "x", "model_id": "openai/gpt-4o-mini", "reasoning_effort": "low"},
         )
         assert refused.status_code == 400 and "reasoning" in refused.json()["detail"]
+
+
+async def test_local_openai_compatible_server_with_any_model_name(fake, start_server):
+    server = start_server(
+        OPENAI_API_BASE="",
+        OPENAI_BASE_URL=fake.openai_base,
+        OPENCODE_MODEL="openai/my-local-llama",
+        ANTHROPIC_API_KEY="",
+        GEMINI_API_KEY="",
+    )
+    fake.script(Reply(text="local hello"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        providers = {p["id"]: p for p in (await client.get("/provider")).json()}
+        assert providers["openai"]["api_base"] == fake.openai_base
+        assert providers["anthropic"]["configured"] is False
+        session_id = await new_session(client)
+        frames = await send(client, session_id, content="hi")
+        assert frames[0].data["model"] == "openai/my-local-llama"
+        assert frames[-1].type == "done" and frames[-1].data["cost"] == 0
+    assert fake.requests[-1].json["model"] == "my-local-llama"
