@@ -1,7 +1,7 @@
 """Streaming overhead: what the server adds on top of the model, measured through the real server.
 
 Run from the repo root: ``python -m bench.bench_streaming [--streams 100] [--chunks 50]
-[--concurrency 10]``.
+[--concurrency 10] [--litellm-openai]``.
 
 The model is the loopback fake provider (``tests/fakes/provider.py``), which streams its scripted
 chunks as fast as it can. Each configuration is run twice:
@@ -9,7 +9,8 @@ chunks as fast as it can. Each configuration is run twice:
 * ``provider``: the fake's OpenAI stream read directly with httpx, the floor any server sits on;
 * ``server``: turns through ``uvicorn app:app`` in a subprocess (``tests/e2e/server.py``), each
   on a fresh session (created before the clock starts): ``POST /session/{id}/message`` read to
-  its ``done`` event.
+  its ``done`` event. The model is ``openai/gpt-4o-mini``, so the server streams it with its native
+  OpenAI client, or through LiteLLM with ``--litellm-openai`` (``OPENCODE_NATIVE_OPENAI=false``).
 
 Latencies are per stream: to the first chunk (provider) or first ``text`` event (server), and to
 the end. The server's CPU seconds come from ``/proc/<pid>/stat`` of its process, because the fake
@@ -223,9 +224,15 @@ async def bench_server(
     return Result("server", streams, chunks, concurrency, wall, samples, cpu, server_cpu, loop_cpu)
 
 
-def start_server(fake: FakeProvider, workdir: Path) -> ServerProcess:
+def start_server(fake: FakeProvider, workdir: Path, *, litellm_openai: bool) -> ServerProcess:
     """No retries: a failed provider call must fail the turn, not be hidden in its latency."""
-    env = server_env(fake, workdir, OPENCODE_MAX_RETRIES="0", OPENCODE_LOG_LEVEL="WARNING")
+    env = server_env(
+        fake,
+        workdir,
+        OPENCODE_MAX_RETRIES="0",
+        OPENCODE_LOG_LEVEL="WARNING",
+        OPENCODE_NATIVE_OPENAI=str(not litellm_openai).lower(),
+    )
     try:
         return ServerProcess(workdir, env).start()
     except RuntimeError as exc:  # its message carries the server's log
@@ -312,7 +319,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> list[Result]:
         for chunks, concurrency in configs:
             results.append(await bench_provider(fake, args.streams, chunks, concurrency))
             print(row(results[-1]), flush=True)
-        server = start_server(fake, workdir)
+        server = start_server(fake, workdir, litellm_openai=args.litellm_openai)
         try:
             await bench_server(server, fake, WARMUP_TURNS, args.chunks, 1)
             for chunks, concurrency in configs:
@@ -332,6 +339,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=100, help="streams (turns) per row (N)")
     parser.add_argument("--chunks", type=int, default=50, help="chunks per stream (K)")
     parser.add_argument("--concurrency", type=int, default=10, help="streams in flight (C)")
+    parser.add_argument(
+        "--litellm-openai",
+        action="store_true",
+        help="stream openai/* through LiteLLM (OPENCODE_NATIVE_OPENAI=false), not the native client",
+    )
     args = parser.parse_args()
     if min(args.streams, args.chunks, args.concurrency) < 1:
         parser.error("--streams, --chunks and --concurrency must be at least 1")
@@ -341,6 +353,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; chunks are 'tok<n> '")
+    print(f"server streams openai/* {'through LiteLLM' if args.litellm_openai else 'natively'}")
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-streaming-") as directory:
         try:

@@ -16,7 +16,9 @@ from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
 from opencode.llm.litellm_adapter import LiteLLMClient
+from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.retry import RetryingClient
+from opencode.llm.router import ProviderRouter
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
 from opencode.services.runs import RunManager, retry_notifier
@@ -31,8 +33,12 @@ def build_services(settings: Settings) -> Services:
     store = create_store(settings.database_url)
     bus = EventBus()
     catalog = ProviderCatalog(settings)
+    idle = settings.stream_idle_timeout
+    # OpenAI-compatible streams skip LiteLLM's per-chunk cost (~9x less CPU; bench/README.md).
+    native = {"openai": OpenAIStreamClient(idle_timeout=idle)} if settings.native_openai else {}
+    models = ProviderRouter(LiteLLMClient(idle_timeout=idle), native)
     client = RetryingClient(
-        LiteLLMClient(idle_timeout=settings.stream_idle_timeout),
+        models,
         max_retries=settings.max_retries,
         base_delay=settings.retry_base_delay,
         max_delay=settings.retry_max_delay,
@@ -51,6 +57,7 @@ def build_services(settings: Settings) -> Services:
     )
     return Services(
         settings=settings,
+        models=models,
         store=store,
         bus=bus,
         catalog=catalog,
@@ -77,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.runs.shutdown()
+            await services.models.aclose()  # after the runs: they stream through it
             services.bus.close()
             await services.store.close()
 

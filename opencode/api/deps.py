@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
+from opencode.llm.router import ProviderRouter
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
 from opencode.services.runs import RunManager
@@ -22,6 +23,7 @@ from opencode.storage.base import Store
 class Services:
     settings: Settings
     store: Store
+    models: ProviderRouter
     bus: EventBus
     catalog: ProviderCatalog
     questions: QuestionBroker

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     retry_max_delay: float = Field(30.0, alias="OPENCODE_RETRY_MAX_DELAY", ge=0)
     max_output_tokens: int | None = Field(None, alias="OPENCODE_MAX_OUTPUT_TOKENS", gt=0)
     stream_idle_timeout: float = Field(300.0, alias="OPENCODE_STREAM_IDLE_TIMEOUT", gt=0)
+    native_openai: bool = Field(True, alias="OPENCODE_NATIVE_OPENAI")
 
     anthropic_api_key: str | None = Field(None, alias="ANTHROPIC_API_KEY")
     openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")

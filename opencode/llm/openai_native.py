@@ -1,21 +1,22 @@
 """OpenAI-compatible chat completions streamed with httpx and parsed here, without LiteLLM.
 
 Used for ``openai/<model>``: OpenAI itself and the gateways and local servers reached through
-``OPENAI_API_BASE``. Through LiteLLM each streamed chunk costs the server ~0.75 ms of CPU (the
-openai SDK builds pydantic objects from it, LiteLLM rebuilds them as its own, then walks them all
-again at the end of the stream; see bench/README.md); here a chunk is one ``json.loads`` and a
-few dict lookups. Everything else is shared with the LiteLLM path: the request messages
+``OPENAI_API_BASE``. Through LiteLLM each streamed chunk costs the server most of a millisecond
+of CPU (the openai SDK builds pydantic objects from it, LiteLLM rebuilds them as its own, then
+walks them all again at the end of the stream; see bench/README.md); here a chunk is one
+``json.loads`` and a few dict lookups. Everything else is shared with the LiteLLM path: the request messages
 (``messages``), failures (``errors``), and accumulation, usage and cost (``accumulate``, priced
 from LiteLLM's offline cost map).
 
-The SSE reader takes each ``data:`` line as one chunk: OpenAI-compatible servers send every chunk
-as one line of JSON. Other fields (``event:``, ``id:``) and ``:`` keep-alive comments are skipped.
+The event stream is read as OpenAI-compatible servers write it: each ``data:`` line is one
+chunk, a line of JSON; other fields (``event:``, ``id:``) and ``:`` keep-alive comments are
+skipped, and ``[DONE]`` ends it.
 """
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,11 +31,12 @@ from opencode.llm.errors import stalled_stream_error, to_provider_error
 from opencode.llm.messages import to_litellm_messages, to_litellm_tool
 from opencode.llm.types import ModelRequest, ProviderError, ReasoningDelta, StreamChunk, TextDelta
 
-T = TypeVar("T")
+# What the HTTP exchange hands the stream: each read of the body, then None, or what failed it.
+Reads = asyncio.Queue[bytes | Exception | None]
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 PROVIDER = "openai"
-# Reads are bounded by ``idle_timeout`` per line instead: a step may stream for many minutes.
+# No read timeout: ``idle_timeout`` bounds each wait for the body, which may stream for minutes.
 HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=30)
 # Arguments of ``litellm.acompletion`` that callers may put in ``ModelRequest.extra`` and that
@@ -50,7 +52,7 @@ class OpenAIStreamClient:
 
     Pass ``http`` to use a client you own (and close); without it one is created on first use
     and closed by ``aclose()``. ``idle_timeout`` bounds every wait on the provider (the response
-    headers, then each line of the stream), as in ``LiteLLMClient``; None waits forever.
+    headers, then each read of the body), as in ``LiteLLMClient``; None waits forever.
     Closing the stream (``aclose``, or cancelling the consumer) closes the HTTP response at once.
     """
 
@@ -68,47 +70,75 @@ class OpenAIStreamClient:
             await http.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
-        http = self._http_client()
-        call = http.build_request(
+        call = self._http_client().build_request(
             "POST",
             chat_completions_url(request.api_base),
             json=request_body(request),
             headers=auth_headers(request.api_key),
         )
-        response = await self._wait(http.send(call, stream=True))
+        reads: Reads = asyncio.Queue()
+        exchange = asyncio.create_task(_exchange(self._http_client(), call, reads))
         try:
-            if response.status_code != 200:
-                body = await self._wait(response.aread())
-                raise to_provider_error(_StatusError(response, body), PROVIDER)
             step = StepBuilder()
-            lines = response.aiter_lines()
-            while (line := await self._wait(anext(lines, None))) is not None:
-                if not line.startswith("data:"):
-                    continue  # blank separators, event:/id: fields, ": keep-alive" comments
-                payload = line[5:].strip()
-                if payload != "[DONE]":  # read on to the end, so the connection can be reused
-                    for delta in add_openai_chunk(step, parse_chunk(payload)):
-                        yield delta
+            async for payload in self._payloads(reads):
+                for delta in add_openai_chunk(step, parse_chunk(payload)):
+                    yield delta
             yield step.output(request.model)
         finally:
-            await _close_response(response)
+            await _stop(exchange)
+
+    async def _payloads(self, reads: Reads) -> AsyncIterator[bytes]:
+        """The ``data:`` payloads of the event stream, but ``[DONE]``, from the body's reads."""
+        pending = b""
+        while (read := await self._next(reads)) is not None:
+            *lines, pending = (pending + read).split(b"\n")
+            for line in lines:
+                if line.startswith(b"data:") and (payload := line[5:].strip()) != b"[DONE]":
+                    yield payload  # other lines: blank separators, event:/id:, ": ping" comments
+        if pending.startswith(b"data:") and (payload := pending[5:].strip()) != b"[DONE]":
+            yield payload
+
+    async def _next(self, reads: Reads) -> bytes | None:
+        """The next read of the body (None at its end), within ``idle_timeout``: one deadline
+        per wait, never across a ``yield``, which would count the consumer's time as the
+        provider's."""
+        idle = asyncio.timeout(self.idle_timeout)
+        try:
+            async with idle:
+                read = await reads.get()
+        except TimeoutError as exc:  # only expires when idle_timeout is set
+            raise stalled_stream_error(PROVIDER, self.idle_timeout or 0.0) from exc
+        if isinstance(read, Exception):
+            raise to_provider_error(read, PROVIDER) from read
+        return read
 
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS)
         return self._http
 
-    async def _wait(self, provider_call: Awaitable[T]) -> T:
-        """Await the provider within ``idle_timeout``, one deadline per wait (never across a
-        ``yield``, which would count the consumer's time as the provider's)."""
-        idle = asyncio.timeout(self.idle_timeout)
+
+async def _exchange(http: httpx.AsyncClient, call: httpx.Request, reads: Reads) -> None:
+    """The HTTP exchange, in a task of its own: it puts each read of the body on ``reads``, then
+    None at the end, or the exception that ended it.
+
+    Not on the consumer's task because httpcore cleans up a cancelled read under an anyio shield
+    that a native ``task.cancel()`` gets through: a consumer cancelled twice would cut the
+    cleanup short and leave the socket open and its pool slot taken. This task is cancelled
+    once, by ``_stop``, which then waits its cleanup out."""
+    try:
+        response = await http.send(call, stream=True)
         try:
-            async with idle:
-                return await provider_call
-        except Exception as exc:
-            if idle.expired() and self.idle_timeout is not None:
-                raise stalled_stream_error(PROVIDER, self.idle_timeout) from exc
-            raise to_provider_error(exc, PROVIDER) from exc
+            if response.status_code != 200:
+                raise _Failure.of(response, await response.aread())
+            async for read in response.aiter_bytes():  # to the end: the connection is reused
+                reads.put_nowait(read)
+        finally:
+            await response.aclose()
+    except Exception as exc:
+        reads.put_nowait(exc)
+    else:
+        reads.put_nowait(None)
 
 
 # ---- requests ----
@@ -152,20 +182,23 @@ def max_tokens_field(api_base: str | None) -> str:
 # ---- responses: SSE JSON chunks -> StreamChunk ----
 
 
-def parse_chunk(payload: str) -> dict[str, Any]:
+def parse_chunk(payload: bytes) -> dict[str, Any]:
     try:
-        chunk = json.loads(payload)
+        chunk = json.loads(payload.decode())  # bytes would make json sniff their encoding
     except ValueError:
         chunk = None
     if not isinstance(chunk, dict):
-        raise ProviderError(f"{PROVIDER}: the stream sent a chunk that is not a JSON object: "
-                            f"{payload[:200]!r}")
+        raise ProviderError(
+            f"{PROVIDER}: the stream sent a chunk that is not a JSON object: {payload[:200]!r}"
+        )
     if chunk.get("error") and not chunk.get("choices"):
         raise stream_error_event(chunk["error"])
     return chunk
 
 
-def add_openai_chunk(step: StepBuilder, chunk: dict[str, Any]) -> Iterator[TextDelta | ReasoningDelta]:
+def add_openai_chunk(
+    step: StepBuilder, chunk: dict[str, Any]
+) -> Iterator[TextDelta | ReasoningDelta]:
     """Feed one ``chat.completion.chunk`` to the step; yields the deltas it carried."""
     if usage := chunk.get("usage"):
         step.usage = usage_object(usage)
@@ -203,34 +236,44 @@ def usage_object(usage: dict[str, Any]) -> Any:
 
 def stream_error_event(error: Any) -> ProviderError:
     """vLLM, OpenRouter and other gateways report a failure after the 200 as a chunk of its own,
-    ``{"error": {"message": ..., "code": ...}}``. It is the server failing mid-answer, like a
-    5xx, so it is retryable unless its code says the request itself was wrong (4xx)."""
+    ``{"error": {"message": ..., "code": ...}}``. With an HTTP status as its code it is read like
+    that status; without one it is the server failing mid-answer, retryable like a 5xx."""
     error = error if isinstance(error, dict) else {"message": str(error)}
-    code = error.get("code")
-    status = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
-    retryable = status is None or status >= 500 or status in (408, 409, 429)
-    label = f"{PROVIDER} error {status}" if status else f"{PROVIDER} error"
-    message = str(error.get("message") or error)[:300]
-    return ProviderError(f"{label}: {message}", status_code=status, retryable=retryable)
+    code = str(error.get("code"))
+    if not (code.isdigit() and len(code) == 3):
+        return ProviderError(f"{PROVIDER} error: {error.get('message') or error}", retryable=True)
+    return to_provider_error(_Failure(int(code), json.dumps({"error": error})), PROVIDER)
 
 
-class _StatusError(Exception):
-    """A non-200 answer in the shape ``errors.to_provider_error`` reads: ``status_code``,
-    ``headers`` (for Retry-After) and ``message`` (the JSON error body, whose ``error.message``
+class _Failure(Exception):
+    """A provider failure in the shape ``errors.to_provider_error`` reads: ``status_code``,
+    ``headers`` (for Retry-After) and ``message`` (a JSON error body, whose ``error.message``
     becomes the ProviderError's text)."""
 
-    def __init__(self, response: httpx.Response, body: bytes) -> None:
-        self.status_code = response.status_code
-        self.headers = response.headers
-        self.message = body.decode(errors="replace").strip() or response.reason_phrase
-        super().__init__(self.message)
+    def __init__(self, status_code: int, message: str, headers: Any = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.headers = headers
+
+    @classmethod
+    def of(cls, response: httpx.Response, body: bytes) -> "_Failure":
+        text = body.decode(errors="replace").strip() or response.reason_phrase
+        return cls(response.status_code, text, response.headers)
 
 
-async def _close_response(response: httpx.Response) -> None:
-    """Close the HTTP response now, not at garbage collection (also after a cancellation)."""
-    try:
-        await response.aclose()
-    finally:
-        # The transport closes its socket in a call_soon callback: let it run, so that the
-        # provider sees the disconnect by the time our generator is closed.
-        await asyncio.sleep(0)
+async def _stop(exchange: asyncio.Task[None]) -> None:
+    """End the exchange now (closing its response, and so the provider's stream), and wait
+    until it has, through any cancellation of our own (re-raised after)."""
+    exchange.cancel()
+    cancelled = False
+    while not exchange.done():
+        try:
+            await asyncio.wait([exchange])
+        except asyncio.CancelledError:
+            cancelled = True
+    # The transport closes its socket in a call_soon callback: let it run, so that the
+    # provider sees the disconnect by the time our generator is closed.
+    await asyncio.sleep(0)
+    if cancelled:
+        raise asyncio.CancelledError

@@ -1,11 +1,12 @@
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
-from opencode.llm.types import ModelClient
-from tests.fakes.provider import FakeProvider
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
+from tests.fakes.provider import FakeProvider, Reply
 
 CLIENTS = {"litellm": LiteLLMClient, "native": OpenAIStreamClient}
 # "<client>-<dialect>": LiteLLM speaks every dialect, the native client OpenAI's only.
@@ -16,7 +17,26 @@ OPENAI_PAIRS = ["litellm-openai", "native-openai"]
 @pytest.fixture(scope="session")
 def _fake_provider_server() -> Iterator[FakeProvider]:
     with FakeProvider() as fake:
+        asyncio.run(_warm_up_litellm(fake))
         yield fake
+
+
+async def _warm_up_litellm(fake: FakeProvider) -> None:
+    """LiteLLM imports a provider's modules during its first call (~1 s), which would count
+    against the sub-second idle timeouts of the first tests to call that provider."""
+    models = {
+        "openai": "gpt-4o-mini",
+        "anthropic": "claude-sonnet-4-5",
+        "gemini": "gemini-2.5-flash",
+    }
+    for dialect, model in models.items():
+        fake.script(Reply(text="warm"))
+        base = getattr(fake, f"{dialect}_base")
+        user = (ChatMessage("user", "hi"),)
+        request = ModelRequest(f"{dialect}/{model}", user, api_key="test-key", api_base=base)
+        async for _ in LiteLLMClient().stream(request):
+            pass
+    fake.reset()
 
 
 @pytest.fixture
