@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal
 
 from opencode.agent.history import build_history
 from opencode.agent.loop import Turn
@@ -25,7 +25,7 @@ from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
 from opencode.services.run_driver import Run, RunDriver, RunTools, drive
 from opencode.services.todos import TodoService
-from opencode.storage.base import MessageRecord, Store
+from opencode.storage.base import MessageRecord, MessageStatus, Store
 from opencode.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -150,34 +150,20 @@ class RunManager:
             raise OpencodeError(str(exc), status_code=422) from None
         extra = self._reasoning_options(model, body.reasoning_effort)
         history = build_history(await self._history(session_id))
-        now = utc_now()
         user = await self._store.add_message(
-            MessageRecord(
-                id=new_id("msg"),
-                session_id=session_id,
-                role="user",
-                created_at=now,
-                updated_at=now,
-                status="completed",
+            _message(
+                session_id,
+                "user",
+                "completed",
                 parts=[{"type": "text", "text": body.content}],
                 content=body.content,
             )
         )
         assistant = await self._store.add_message(
-            MessageRecord(
-                id=new_id("msg"),
-                session_id=session_id,
-                role="assistant",
-                created_at=now,
-                updated_at=now,
-                status="running",
-                parts=[],
-                parent_id=user.id,
-                model=model.ref,
-            )
+            _message(session_id, "assistant", "running", parent_id=user.id, model=model.ref)
         )
         if (body.provider_id or body.model_id) and session.model != model.ref:
-            await self._store.update_session(session_id, model=model.ref)
+            await self._store.update_session(session_id, model=model.ref)  # the choice sticks
         run = Run(session_id=session_id, message_id=assistant.id, parent_id=user.id, model=model)
         run.emit(
             MessageStart(
@@ -225,6 +211,22 @@ class RunManager:
             run.close()
             self._runs.pop(run.session_id, None)
             self._bus.publish("session.status", session_id=run.session_id, status="idle")
+
+
+def _message(
+    session_id: str, role: Literal["user", "assistant"], status: MessageStatus, **fields: Any
+) -> MessageRecord:
+    now = utc_now()
+    return MessageRecord(
+        id=new_id("msg"),
+        session_id=session_id,
+        role=role,
+        created_at=now,
+        updated_at=now,
+        status=status,
+        parts=fields.pop("parts", []),
+        **fields,
+    )
 
 
 async def _cancel(runs: list[Run]) -> None:
