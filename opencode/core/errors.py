@@ -38,3 +38,10 @@ class Conflict(OpencodeError):
 class PayloadTooLarge(OpencodeError):
     status_code = 413
     error = "payload_too_large"
+
+
+class UpstreamError(OpencodeError):
+    """The model provider failed (after retries): not our fault, not the caller's."""
+
+    status_code = 502
+    error = "provider_error"

@@ -1,6 +1,6 @@
 """``POST /session/{id}/generate-title``: ask a model for a short title from the first message."""
 
-from opencode.core.errors import BadRequest, NotFound, OpencodeError
+from opencode.core.errors import BadRequest, NotFound, UpstreamError
 from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError, StepOutput
 from opencode.schemas.sessions import TitleOut
@@ -51,7 +51,7 @@ class TitleService:
         )
         title = clean_title(await self._complete(request))
         if not title:
-            raise OpencodeError("The model returned an empty title; try again.", status_code=502)
+            raise UpstreamError("The model returned an empty title; try again.")
         await self._store.update_session(session_id, title=title)
         self._bus.publish("session.updated", id=session_id, title=title)
         return TitleOut(session_id=session_id, title=title)
@@ -63,7 +63,7 @@ class TitleService:
                 if isinstance(chunk, StepOutput):
                     text = chunk.text
         except ProviderError as exc:
-            raise OpencodeError(f"The title model failed: {exc.message}", status_code=502) from None
+            raise UpstreamError(f"The title model failed: {exc.message}") from None
         return text
 
 

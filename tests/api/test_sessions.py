@@ -137,6 +137,7 @@ async def test_message_pagination_shape_and_orders(client):
         {"offset": -1},
         {"order": "sideways"},
         {"limit": 100000},
+        {"offset": 414046245412287090519445602304},
     ],
 )
 async def test_invalid_pagination_is_422(client, params):
@@ -191,3 +192,9 @@ async def test_concurrent_session_creation(client):
     )
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["id"] for r in responses}) == 20
+
+
+@pytest.mark.parametrize("params", [{"offset": 2**70}, {"limit": 0}, {"offset": -1}])
+async def test_invalid_session_paging_is_422(client, params):
+    response = await client.get("/session", params=params)
+    assert response.status_code == 422 and response.json()["error"] == "validation_error"

@@ -115,7 +115,8 @@ async def test_generate_title(fake, start_server):
     fake.script(Reply(status=400, error_message="bad request from provider"))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         failed = await client.post(f"/session/{session_id}/generate-title")
-        assert failed.status_code == 502 and "bad request from provider" in failed.json()["detail"]
+        assert failed.status_code == 502 and failed.json()["error"] == "provider_error"
+        assert "bad request from provider" in failed.json()["detail"]
         assert (await client.get(f"/session/{session_id}")).json()[
             "title"
         ] == "Planning A Garden Party"

@@ -21,6 +21,8 @@ from opencode.services.run_driver import Run
 
 router = APIRouter(prefix="/session", tags=["sessions"])
 
+MAX_OFFSET = 2**31 - 1  # past SQLite's integer range a query would fail, not answer []
+
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_session(
@@ -34,7 +36,7 @@ async def list_sessions(
     sessions: SessionsDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[SessionOut]:
     """Newest first. The total is in the ``X-Total-Count`` header."""
     page, total = await sessions.page(limit=limit, offset=offset)
@@ -63,7 +65,7 @@ async def list_messages(
     session_id: str,
     sessions: SessionsDep,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
 ) -> MessagePage:
     return await sessions.messages(session_id, limit=limit, offset=offset, order=order)
