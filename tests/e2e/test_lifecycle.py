@@ -217,3 +217,31 @@ async def test_keepalive_comments_while_waiting(fake, start_server):
                     break
         assert len(parser.comments) >= 2
         await client.post(f"/session/{session_id}/abort")
+
+
+async def test_graceful_shutdown_keeps_the_partial_reply(fake, start_server, tmp_path):
+    server = start_server()
+    fake.script(Reply(text=["kept ", "text "], hang_after=2))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        session_id = await new_session(client)
+        async with client.stream(
+            "POST", f"/session/{session_id}/message", json={"content": "x"}
+        ) as response:
+            parser, frames = SSEParser(), []
+            async for line in response.aiter_lines():
+                frame = parser.feed(line)
+                if frame is not None:
+                    frames.append(frame)
+                    if len([f for f in frames if f.type == "text"]) == 2:
+                        break
+            started = time.monotonic()
+            await asyncio.to_thread(server.stop)  # SIGTERM
+            assert time.monotonic() - started < 10
+    restarted = ServerProcess(tmp_path, server.env).start()
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as client:
+            page = (await client.get(f"/session/{session_id}/message")).json()
+        assistant = page["messages"][1]
+        assert assistant["status"] == "aborted" and assistant["content"] == "kept text "
+    finally:
+        restarted.stop()
