@@ -19,6 +19,7 @@ from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.retry import RetryingClient
 from opencode.llm.router import ProviderRouter
+from opencode.schemas.common import ErrorOut
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
 from opencode.services.runs import RunManager, retry_notifier
@@ -70,6 +71,16 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+ERROR_RESPONSES = {
+    400: "Bad model or provider choice",
+    401: "Missing or wrong credentials",
+    404: "Unknown id",
+    409: "Busy, or no longer pending",
+    413: "Request body too large",
+    422: "Invalid input",
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging()
@@ -93,6 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="LLM agent API server: sessions, tools, SSE streaming, cost tracking.",
         lifespan=lifespan,
+        responses={
+            code: {"model": ErrorOut, "description": description}
+            for code, description in ERROR_RESPONSES.items()
+        },
     )
     install_error_handlers(app)
     for router in (sessions.router, providers.router, events.router, questions.router):

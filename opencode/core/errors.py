@@ -20,11 +20,6 @@ class BadRequest(OpencodeError):
     error = "bad_request"
 
 
-class Unauthorized(OpencodeError):
-    status_code = 401
-    error = "unauthorized"
-
-
 class NotFound(OpencodeError):
     status_code = 404
     error = "not_found"
@@ -33,11 +28,6 @@ class NotFound(OpencodeError):
 class Conflict(OpencodeError):
     status_code = 409
     error = "conflict"
-
-
-class PayloadTooLarge(OpencodeError):
-    status_code = 413
-    error = "payload_too_large"
 
 
 class UpstreamError(OpencodeError):
