@@ -1,6 +1,7 @@
 """A small SSE reader for tests: frames as (event, id, data) plus keep-alive comments."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +48,31 @@ class SSEParser:
         return None
 
 
+class FrameReader:
+    """Reads one response's frames in instalments: ``until`` a condition, then ``rest``."""
+
+    def __init__(self, response) -> None:
+        self.parser = SSEParser()
+        self.frames: list[Frame] = []
+        self._lines = response.aiter_lines()
+
+    async def until(self, done: Callable[[list[Frame]], bool]) -> list[Frame]:
+        async for line in self._lines:
+            frame = self.parser.feed(line)
+            if frame is not None:
+                self.frames.append(frame)
+                if done(self.frames):
+                    break
+        return self.frames
+
+    async def rest(self) -> list[Frame]:
+        return await self.until(lambda frames: False)
+
+    def text(self, kind: str = "text") -> str:
+        return "".join(f.data["text"] for f in self.frames if f.type == kind)
+
+
 async def collect(response, *, until: set[str] | None = None) -> list[Frame]:
     """Read frames until the stream ends (or a frame whose type is in ``until``)."""
-    parser, frames = SSEParser(), []
-    async for line in response.aiter_lines():
-        frame = parser.feed(line)
-        if frame is not None:
-            frames.append(frame)
-            if until and frame.type in until:
-                break
-    return frames
+    reader = FrameReader(response)
+    return await reader.until(lambda frames: bool(until) and frames[-1].type in until)

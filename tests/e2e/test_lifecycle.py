@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.server import ServerProcess
 from tests.fakes.provider import Reply
-from tests.sse import SSEParser, collect
+from tests.sse import FrameReader, SSEParser, collect
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -50,17 +50,8 @@ async def test_abort_keeps_partial_text_and_closes_the_provider_stream(fake, ser
         async with client.stream(
             "POST", f"/session/{session_id}/message", json={"content": "x"}
         ) as r:
-            parser, frames = SSEParser(), []
-            lines = r.aiter_lines()
-            async for line in lines:
-                frame = parser.feed(line)
-                if frame is not None:
-                    frames.append(frame)
-                    if (
-                        "".join(f.data.get("text", "") for f in frames if f.type == "text")
-                        == "partial answer "
-                    ):
-                        break
+            reader = FrameReader(r)
+            frames = await reader.until(lambda _: reader.text() == "partial answer ")
             # busy: a second message is refused with the running message's id
             busy = await client.post(f"/session/{session_id}/message", json={"content": "y"})
             assert busy.status_code == 409
@@ -75,10 +66,7 @@ async def test_abort_keeps_partial_text_and_closes_the_provider_stream(fake, ser
                 "aborted": True,
                 "message_id": frames[0].data["message_id"],
             }
-            async for line in lines:
-                frame = parser.feed(line)
-                if frame is not None:
-                    frames.append(frame)
+            frames = await reader.rest()
         assert frames[-1].type == "done" and frames[-1].data["stop_reason"] == "aborted"
         assert fake.wait_closed(1.0)
 
@@ -187,15 +175,11 @@ async def test_question_reject_returns_dismissed_error_to_the_model(fake, server
         async with client.stream(
             "POST", f"/session/{session_id}/message", json={"content": "x"}
         ) as r:
-            parser, frames = SSEParser(), []
-            async for line in r.aiter_lines():
-                frame = parser.feed(line)
-                if frame is None:
-                    continue
-                frames.append(frame)
-                if frame.type == "question":
-                    rejected = await client.post(f"/question/{frame.data['question_id']}/reject")
-                    assert rejected.status_code == 200
+            reader = FrameReader(r)
+            asked = (await reader.until(lambda frames: frames[-1].type == "question"))[-1]
+            rejected = await client.post(f"/question/{asked.data['question_id']}/reject")
+            assert rejected.status_code == 200
+            frames = await reader.rest()
         result = next(f.data for f in frames if f.type == "tool_result")
         assert result["is_error"] is True and "dismissed" in result["text"]
         assert frames[-1].type == "done"
@@ -227,13 +211,8 @@ async def test_graceful_shutdown_keeps_the_partial_reply(fake, start_server, tmp
         async with client.stream(
             "POST", f"/session/{session_id}/message", json={"content": "x"}
         ) as response:
-            parser, frames = SSEParser(), []
-            async for line in response.aiter_lines():
-                frame = parser.feed(line)
-                if frame is not None:
-                    frames.append(frame)
-                    if len([f for f in frames if f.type == "text"]) == 2:
-                        break
+            reader = FrameReader(response)
+            await reader.until(lambda frames: reader.text() == "kept text ")
             started = time.monotonic()
             await asyncio.to_thread(server.stop)  # SIGTERM
             assert time.monotonic() - started < 10
