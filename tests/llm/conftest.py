@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,10 +15,9 @@ OPENAI_PAIRS = ["litellm-openai", "native-openai"]
 
 
 @pytest.fixture(scope="session")
-def _fake_provider_server() -> Iterator[FakeProvider]:
-    with FakeProvider() as fake:
-        asyncio.run(_warm_up_litellm(fake))
-        yield fake
+def _warm_provider(provider_server: FakeProvider) -> FakeProvider:
+    asyncio.run(_warm_up_litellm(provider_server))
+    return provider_server
 
 
 async def _warm_up_litellm(fake: FakeProvider) -> None:
@@ -40,11 +39,9 @@ async def _warm_up_litellm(fake: FakeProvider) -> None:
 
 
 @pytest.fixture
-def fake_provider(_fake_provider_server: FakeProvider) -> Iterator[FakeProvider]:
-    """One loopback provider for the whole run; queue and recorded requests cleared per test."""
-    _fake_provider_server.reset()
-    yield _fake_provider_server
-    _fake_provider_server.reset()
+def fake_provider(_warm_provider: FakeProvider, fake: FakeProvider) -> FakeProvider:
+    """The run's loopback provider (tests/conftest.py), LiteLLM warmed up, reset per test."""
+    return fake
 
 
 @pytest.fixture(params=PAIRS)
