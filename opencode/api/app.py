@@ -1,5 +1,6 @@
 """The FastAPI application: resources in the lifespan, middleware, error handlers, routers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings)
         await services.store.initialize()
         await services.runs.recover()
+        # Build the model lists from LiteLLM's map now, off the loop, not in a first request.
+        await asyncio.to_thread(services.catalog.list_providers)
         app.state.services = services
         try:
             yield
