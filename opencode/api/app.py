@@ -51,7 +51,7 @@ def build_services(settings: Settings) -> Services:
         store=store,
         bus=bus,
         catalog=catalog,
-        registry=default_registry(),
+        registry=default_registry(settings),
         client=client,
         todos=TodoService(store, bus),
         questions=questions,

@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     stream_idle_timeout: float = Field(300.0, alias="OPENCODE_STREAM_IDLE_TIMEOUT", gt=0)
     native_openai: bool = Field(True, alias="OPENCODE_NATIVE_OPENAI")
 
+    compact_messages: int = Field(50, alias="OPENCODE_COMPACT_MESSAGES", ge=4)
+    compact_ratio: float = Field(0.8, alias="OPENCODE_COMPACT_RATIO", gt=0, le=1)
+
+    webfetch_allow_private: bool = Field(False, alias="OPENCODE_WEBFETCH_ALLOW_PRIVATE")
+    webfetch_max_chars: int = Field(50_000, alias="OPENCODE_WEBFETCH_MAX_CHARS", gt=0)
+    search_provider: str | None = Field(None, alias="OPENCODE_SEARCH_PROVIDER")
+    tavily_api_key: str | None = Field(None, alias="TAVILY_API_KEY")
+    brave_api_key: str | None = Field(None, alias="BRAVE_API_KEY")
+    exa_api_key: str | None = Field(None, alias="EXA_API_KEY")
+    searxng_url: str | None = Field(None, alias="SEARXNG_URL")
+
     anthropic_api_key: str | None = Field(None, alias="ANTHROPIC_API_KEY")
     openai_api_key: str | None = Field(None, alias="OPENAI_API_KEY")
     gemini_api_key: str | None = Field(

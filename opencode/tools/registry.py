@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from opencode.core.settings import Settings
 from opencode.llm.types import ToolCall, ToolSpec
 from opencode.tools.base import Tool, ToolContext, ToolError
 from opencode.tools.question import Question
@@ -90,7 +91,9 @@ class ToolRegistry:
             )
 
 
-def default_registry() -> ToolRegistry:
+def default_registry(settings: Settings | None = None) -> ToolRegistry:
+    """Every tool the agent has; ``settings`` configures the ones that reach the web."""
+    settings = settings or Settings()
     registry = ToolRegistry()
     for tool in (TodoWrite(), TodoRead(), Question()):
         registry.register(tool)
