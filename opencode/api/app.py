@@ -12,7 +12,7 @@ from opencode import __version__
 from opencode.api.deps import Services
 from opencode.api.errors import install_error_handlers
 from opencode.api.middleware import BasicAuthMiddleware, BodyLimitMiddleware
-from opencode.api.routes import events, providers, questions, sessions
+from opencode.api.routes import events, providers, questions, sessions, tools
 from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
@@ -47,11 +47,12 @@ def build_services(settings: Settings) -> Services:
         on_retry=retry_notifier(bus),
     )
     questions = QuestionBroker(store, bus, timeout=settings.question_timeout)
+    registry = default_registry(settings)
     runs = RunManager(
         store=store,
         bus=bus,
         catalog=catalog,
-        registry=default_registry(settings),
+        registry=registry,
         client=client,
         todos=TodoService(store, bus),
         questions=questions,
@@ -69,6 +70,7 @@ def build_services(settings: Settings) -> Services:
         titles=TitleService(
             store=store, bus=bus, catalog=catalog, client=client, title_model=settings.title_model
         ),
+        registry=registry,
     )
 
 
@@ -113,7 +115,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     install_error_handlers(app)
-    for router in (sessions.router, providers.router, events.router, questions.router):
+    for router in (
+        sessions.router,
+        providers.router,
+        events.router,
+        questions.router,
+        tools.router,
+    ):
         app.include_router(router)
 
     @app.get("/health", tags=["health"])

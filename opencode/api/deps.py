@@ -17,6 +17,7 @@ from opencode.services.runs import RunManager
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.storage.base import Store
+from opencode.tools.registry import ToolRegistry
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Services:
     runs: RunManager
     sessions: SessionService
     titles: TitleService
+    registry: ToolRegistry
 
 
 def get_services(request: Request) -> Services:
@@ -64,6 +66,10 @@ def get_titles(request: Request) -> TitleService:
     return get_services(request).titles
 
 
+def get_registry(request: Request) -> ToolRegistry:
+    return get_services(request).registry
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 CatalogDep = Annotated[ProviderCatalog, Depends(get_catalog)]
@@ -71,3 +77,4 @@ QuestionsDep = Annotated[QuestionBroker, Depends(get_questions)]
 RunsDep = Annotated[RunManager, Depends(get_runs)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 TitlesDep = Annotated[TitleService, Depends(get_titles)]
+RegistryDep = Annotated[ToolRegistry, Depends(get_registry)]

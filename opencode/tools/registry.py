@@ -18,6 +18,8 @@ from opencode.llm.types import ToolCall, ToolSpec
 from opencode.tools.base import Tool, ToolContext, ToolError
 from opencode.tools.question import Question
 from opencode.tools.todo import TodoRead, TodoWrite
+from opencode.tools.webfetch import WebFetch
+from opencode.tools.websearch import WebSearch
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +97,13 @@ def default_registry(settings: Settings | None = None) -> ToolRegistry:
     """Every tool the agent has; ``settings`` configures the ones that reach the web."""
     settings = settings or Settings()
     registry = ToolRegistry()
-    for tool in (TodoWrite(), TodoRead(), Question()):
+    for tool in (
+        TodoWrite(),
+        TodoRead(),
+        Question(),
+        WebFetch.from_settings(settings),
+        WebSearch.from_settings(settings),
+    ):
         registry.register(tool)
     return registry
 

@@ -43,7 +43,7 @@ def registry() -> ToolRegistry:
 
 
 def test_default_registry_has_the_builtin_tools(registry: ToolRegistry):
-    assert registry.names() == ["todowrite", "todoread", "question"]
+    assert registry.names() == ["todowrite", "todoread", "question", "webfetch", "websearch"]
     assert isinstance(registry.get("todoread"), TodoRead)
     assert registry.get("bash") is None
 
@@ -61,15 +61,15 @@ def test_select_keeps_order_and_none_selects_all(registry: ToolRegistry):
 
 def test_select_names_unknown_and_valid_tools(registry: ToolRegistry):
     with pytest.raises(ValueError) as info:
-        registry.select(["todoread", "bash", "webfetch"])
+        registry.select(["todoread", "bash", "grep"])
     assert str(info.value) == (
-        "Unknown tools: bash, webfetch. Valid tools: todowrite, todoread, question."
+        "Unknown tools: bash, grep. Valid tools: todowrite, todoread, question, webfetch, websearch."
     )
 
 
 def test_specs_are_clean_json_schemas(registry: ToolRegistry):
     specs = {spec.name: spec for spec in registry.specs(registry.select(None))}
-    assert set(specs) == {"todowrite", "todoread", "question"}
+    assert set(specs) == {"todowrite", "todoread", "question", "webfetch", "websearch"}
     for spec in specs.values():
         text = json.dumps(spec.parameters)
         assert "$ref" not in text and "$defs" not in text and '"title"' not in text
@@ -145,7 +145,7 @@ def test_provider_schema_refuses_recursive_models():
 async def test_unknown_tool_names_the_available_ones(registry: ToolRegistry):
     result = await registry.execute(call("bash"), context())
     assert result == ToolResult(
-        "Tool 'bash' does not exist. Available tools: todowrite, todoread, question.",
+        "Tool 'bash' does not exist. Available tools: todowrite, todoread, question, webfetch, websearch.",
         is_error=True,
     )
 
