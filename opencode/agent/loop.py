@@ -7,6 +7,7 @@ Cancelling the consumer closes the model stream and cancels running tools.
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from opencode.agent.events import (
     AgentEvent,
@@ -34,11 +35,21 @@ from opencode.tools.registry import ToolRegistry, ToolResult
 ContextFactory = Callable[[ToolCall], ToolContext]
 
 
+class ContextKeeper(Protocol):
+    async def prepare(
+        self, messages: list[ChatMessage], step_number: int, last_step: Usage | None
+    ) -> list[ChatMessage]:
+        """The conversation to send for this step (old messages folded into a summary, old tool
+        outputs pruned); what it returns becomes the loop's history from then on."""
+        ...
+
+
 @dataclass(frozen=True)
 class Turn:
     request: ModelRequest  # model, system, tools, credentials; its messages are the history
     tools: Sequence[Tool]
     max_steps: int
+    context: ContextKeeper | None = None
 
 
 async def run_turn(
@@ -47,7 +58,10 @@ async def run_turn(
     messages = list(turn.request.messages)
     allowed = {tool.name for tool in turn.tools}
     usage, cost = Usage(), 0.0
+    last_step: Usage | None = None
     for step_number in range(1, turn.max_steps + 1):
+        if turn.context is not None:
+            messages = await turn.context.prepare(messages, step_number, last_step)
         yield StepStarted(step_number)
         output: StepOutput | None = None
         stream = client.stream(replace(turn.request, messages=tuple(messages)))
@@ -64,6 +78,7 @@ async def run_turn(
         if output is None:  # a ModelClient must end with a StepOutput; treat a bare end as empty
             output = StepOutput("", (), (), "stop", Usage(), 0.0)
         usage, cost = usage + output.usage, cost + output.cost
+        last_step = output.usage
         for call in output.tool_calls:
             yield ToolCalled(call)
         yield StepFinished(step_number, output)

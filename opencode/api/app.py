@@ -21,6 +21,7 @@ from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.retry import RetryingClient
 from opencode.llm.router import ProviderRouter
 from opencode.schemas.common import ErrorOut
+from opencode.services.compaction import CompactionPolicy, Compactor
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
 from opencode.services.runs import RunManager, retry_notifier
@@ -47,6 +48,15 @@ def build_services(settings: Settings) -> Services:
         on_retry=retry_notifier(bus),
     )
     questions = QuestionBroker(store, bus, timeout=settings.question_timeout)
+    compactor = Compactor(
+        store=store,
+        bus=bus,
+        client=client,
+        catalog=catalog,
+        policy=CompactionPolicy(
+            max_messages=settings.compact_messages, ratio=settings.compact_ratio
+        ),
+    )
     registry = default_registry(settings)
     runs = RunManager(
         store=store,
@@ -56,6 +66,7 @@ def build_services(settings: Settings) -> Services:
         client=client,
         todos=TodoService(store, bus),
         questions=questions,
+        compactor=compactor,
         max_output_tokens=settings.max_output_tokens,
     )
     return Services(
@@ -71,6 +82,7 @@ def build_services(settings: Settings) -> Services:
             store=store, bus=bus, catalog=catalog, client=client, title_model=settings.title_model
         ),
         registry=registry,
+        compactor=compactor,
     )
 
 
@@ -81,6 +93,7 @@ ERROR_RESPONSES = {
     409: "Busy, or no longer pending",
     413: "Request body too large",
     422: "Invalid input",
+    502: "The model provider failed",
 }
 
 

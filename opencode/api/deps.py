@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
 from opencode.llm.router import ProviderRouter
+from opencode.services.compaction import Compactor
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
 from opencode.services.runs import RunManager
@@ -31,6 +32,7 @@ class Services:
     runs: RunManager
     sessions: SessionService
     titles: TitleService
+    compactor: Compactor
     registry: ToolRegistry
 
 
@@ -66,6 +68,10 @@ def get_titles(request: Request) -> TitleService:
     return get_services(request).titles
 
 
+def get_compactor(request: Request) -> Compactor:
+    return get_services(request).compactor
+
+
 def get_registry(request: Request) -> ToolRegistry:
     return get_services(request).registry
 
@@ -77,4 +83,5 @@ QuestionsDep = Annotated[QuestionBroker, Depends(get_questions)]
 RunsDep = Annotated[RunManager, Depends(get_runs)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 TitlesDep = Annotated[TitleService, Depends(get_titles)]
+CompactorDep = Annotated[Compactor, Depends(get_compactor)]
 RegistryDep = Annotated[ToolRegistry, Depends(get_registry)]

@@ -68,6 +68,20 @@ class StepFinish(BaseModel):
     usage: UsageOut
 
 
+class CompactionEvent(BaseModel):
+    """A compaction this turn triggered: ``started``, then ``completed`` or ``failed``."""
+
+    type: Literal["compaction"] = "compaction"
+    status: Literal["started", "completed", "failed"]
+    trigger: Literal["messages", "tokens", "manual"]
+    messages_folded: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    summary_message_id: str | None = None
+    cost: float = 0.0
+    error: str | None = None
+
+
 class Done(BaseModel):
     type: Literal["done"] = "done"
     message_id: str
@@ -92,6 +106,7 @@ StreamEvent = Annotated[
     | ToolResultEvent
     | QuestionEvent
     | StepFinish
+    | CompactionEvent
     | Done
     | ErrorEvent,
     Field(discriminator="type"),

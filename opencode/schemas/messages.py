@@ -42,8 +42,20 @@ class StepFinishPart(BaseModel):
     usage: UsageOut
 
 
+class CompactionPart(BaseModel):
+    """The summary that replaced the messages up to ``folded_through_seq`` in the model's view."""
+
+    type: Literal["compaction"] = "compaction"
+    summary: str
+    trigger: Literal["messages", "tokens", "manual"]
+    messages_folded: int
+    folded_through_seq: int
+    tokens_before: int
+    tokens_after: int
+
+
 Part = Annotated[
-    TextPart | ReasoningPart | ToolPart | StepStartPart | StepFinishPart,
+    TextPart | ReasoningPart | ToolPart | StepStartPart | StepFinishPart | CompactionPart,
     Field(discriminator="type"),
 ]
 

@@ -70,3 +70,23 @@ class TodoOut(BaseModel):
     content: str
     status: str
     priority: str = "medium"
+
+
+class CompactionStatusOut(BaseModel):
+    session_id: str
+    status: Literal["idle", "running", "completed", "failed"] = Field(
+        description="idle: never compacted; otherwise the state of the latest compaction"
+    )
+    trigger: Literal["messages", "tokens", "manual"] | None = None
+    started_at: datetime | None = None
+    last_compacted_at: datetime | None = Field(
+        None, description="When the latest compaction finished (successfully or not)"
+    )
+    messages_folded: int = Field(0, description="Messages the latest compaction folded")
+    tokens_before: int = Field(0, description="Estimated tokens of the model's view before")
+    tokens_after: int = Field(0, description="Estimated tokens of the model's view after")
+    summary_message_id: str | None = Field(
+        None, description="The summary in force (from the latest successful compaction)"
+    )
+    compactions: int = Field(0, description="Successful compactions so far")
+    error: str | None = None

@@ -12,7 +12,6 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from opencode.agent.history import build_history
 from opencode.agent.loop import Turn
 from opencode.core.errors import BadRequest, Conflict, NotFound, OpencodeError
 from opencode.core.ids import new_id, utc_now
@@ -20,9 +19,12 @@ from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
 from opencode.schemas.events import MessageStart
 from opencode.schemas.messages import MessageCreate
-from opencode.schemas.sessions import AbortOut
+from opencode.schemas.sessions import AbortOut, CompactionStatusOut
+from opencode.services.compaction import INTERRUPTED as COMPACTION_INTERRUPTED
+from opencode.services.compaction import Compactor
 from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
+from opencode.services.run_context import RunContext
 from opencode.services.run_driver import Run, RunDriver, RunTools, drive
 from opencode.services.todos import TodoService
 from opencode.storage.base import MessageRecord, MessageStatus, Store
@@ -72,6 +74,7 @@ class RunManager:
         client: ModelClient,
         todos: TodoService,
         questions: QuestionBroker,
+        compactor: Compactor,
         max_output_tokens: int | None = None,
     ) -> None:
         self._store = store
@@ -81,11 +84,13 @@ class RunManager:
         self._client = client
         self._todos = todos
         self._questions = questions
+        self._compactor = compactor
         self._max_output_tokens = max_output_tokens
         self._runs: dict[str, Run | None] = {}  # None: reserved while a start is validating
+        self._compactions: dict[str, asyncio.Task[None]] = {}  # on-demand compactions
 
     def is_busy(self, session_id: str) -> bool:
-        return session_id in self._runs
+        return session_id in self._runs or session_id in self._compactions
 
     def active(self, session_id: str) -> Run | None:
         return self._runs.get(session_id)
@@ -106,9 +111,31 @@ class RunManager:
         )
         return run
 
+    async def compact(self, session_id: str) -> CompactionStatusOut:
+        """Compact now, keeping only the latest exchange verbatim. The compaction is owned
+        here, not by the request: a client that goes away does not cut it short."""
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise NotFound(f"No session with id {session_id}.")
+        model = self._catalog.resolve(session_model=session.model)
+        self._check_free(session_id)
+        task = asyncio.create_task(self._compactor_task(session_id, model))
+        task.add_done_callback(_retrieve)  # its error is the request's, if one still waits
+        self._compactions[session_id] = task
+        await asyncio.wait([task])  # unlike awaiting it, a cancelled request leaves it running
+        if task.cancelled():
+            raise Conflict(f"The compaction of session {session_id} was aborted.")
+        task.result()  # NothingToCompact or UpstreamError become the response
+        return await self._compactor.status(session_id)
+
     async def abort(self, session_id: str) -> AbortOut:
         if await self._store.get_session(session_id) is None:
             raise NotFound(f"No session with id {session_id}.")
+        compaction = self._compactions.get(session_id)
+        if compaction is not None:
+            compaction.cancel()
+            await asyncio.wait([compaction], timeout=ABORT_WAIT_SECONDS)
+            return AbortOut(session_id=session_id, aborted=True)
         run = self._runs.get(session_id)
         if run is None or run.task is None:
             return AbortOut(session_id=session_id, aborted=False)
@@ -120,14 +147,41 @@ class RunManager:
         belong to a dead process."""
         failed = await self._store.fail_running_messages(INTERRUPTED)
         expired = await self._store.expire_pending_questions()
-        if failed or expired:
-            log.warning("recovered %d interrupted message(s), %d question(s)", len(failed), expired)
+        compactions = await self._store.fail_running_compactions(COMPACTION_INTERRUPTED)
+        if failed or expired or compactions:
+            log.warning(
+                "recovered %d interrupted message(s), %d question(s), %d compaction(s)",
+                len(failed),
+                expired,
+                compactions,
+            )
 
     async def shutdown(self) -> None:
         """Abort every run (keeping partial replies) and wait for them to be stored."""
+        for task in self._compactions.values():
+            task.cancel()
+        if self._compactions:
+            await asyncio.wait(list(self._compactions.values()), timeout=ABORT_WAIT_SECONDS)
         await _cancel([run for run in self._runs.values() if run is not None and run.task])
 
+    async def _compactor_task(self, session_id: str, model: ResolvedModel) -> None:
+        self._bus.publish("session.status", session_id=session_id, status="busy")
+        try:
+            await self._compactor.compact(session_id, model, trigger="manual", keep_messages=2)
+        finally:
+            self._compactions.pop(session_id, None)
+            self._bus.publish("session.status", session_id=session_id, status="idle")
+
     def _reserve(self, session_id: str) -> None:
+        self._check_free(session_id)
+        self._runs[session_id] = None
+
+    def _check_free(self, session_id: str) -> None:
+        if session_id in self._compactions:
+            raise Conflict(
+                "This session is being compacted; wait for it to finish (GET "
+                f"/session/{session_id}/compaction-status) or POST /session/{session_id}/abort."
+            )
         if session_id in self._runs:
             run = self._runs[session_id]
             raise Conflict(
@@ -135,7 +189,6 @@ class RunManager:
                 f"or POST /session/{session_id}/abort.",
                 message_id=run.message_id if run else None,
             )
-        self._runs[session_id] = None
 
     async def _prepare(self, session_id: str, body: MessageCreate) -> tuple[Run, Turn]:
         session = await self._store.get_session(session_id)
@@ -149,7 +202,7 @@ class RunManager:
         except ValueError as exc:
             raise OpencodeError(str(exc), status_code=422) from None
         extra = self._reasoning_options(model, body.reasoning_effort)
-        history = build_history(await self._history(session_id))
+        context = await self._compactor.load(session_id)
         user = await self._store.add_message(
             _message(
                 session_id,
@@ -177,7 +230,7 @@ class RunManager:
         self._bus.publish("session.status", session_id=session_id, status="busy")
         request = ModelRequest(
             model=model.litellm_model,
-            messages=(*history, ChatMessage("user", body.content)),
+            messages=(*context.messages(), ChatMessage("user", body.content)),
             system=body.system or DEFAULT_SYSTEM_PROMPT,
             tools=self._registry.specs(tools),
             api_key=model.api_key,
@@ -185,7 +238,10 @@ class RunManager:
             max_tokens=self._max_output_tokens,
             extra=extra,
         )
-        return run, Turn(request=request, tools=tools, max_steps=body.max_steps)
+        keeper = RunContext(
+            self._compactor, model=model, context=context, user_message=user, emit=run.emit
+        )
+        return run, Turn(request=request, tools=tools, max_steps=body.max_steps, context=keeper)
 
     def _reasoning_options(self, model: ResolvedModel, effort: str | None) -> dict[str, str]:
         if effort is None:
@@ -197,10 +253,6 @@ class RunManager:
                 f"model with supports_reasoning in GET /provider/{model.provider_id}/model."
             )
         return {"reasoning_effort": effort}
-
-    async def _history(self, session_id: str) -> list[MessageRecord]:
-        records, _ = await self._store.list_messages(session_id, limit=None, offset=0, order="asc")
-        return records
 
     async def _own(self, run: Run, body: Coroutine[Any, Any, None]) -> None:
         run.started.set()
@@ -227,6 +279,11 @@ def _message(
         parts=fields.pop("parts", []),
         **fields,
     )
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _cancel(runs: list[Run]) -> None:

@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol
 
 MessageStatus = Literal["running", "completed", "aborted", "error"]
 QuestionStatus = Literal["pending", "answered", "rejected", "expired"]
+CompactionStatus = Literal["running", "completed", "failed"]
+CompactionTrigger = Literal["messages", "tokens", "manual"]
 Order = Literal["asc", "desc"]
 
 USAGE_KEYS = (
@@ -74,6 +76,28 @@ class QuestionRecord:
     created_at: datetime
     status: QuestionStatus = "pending"
     answers: list[list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    """A session's compaction state: the latest attempt, and the latest summary in force.
+
+    ``summary_message_id`` and ``folded_through_seq`` name the last *successful* compaction
+    (a failed attempt leaves them as they were): the model sees that summary, then every
+    message with a higher ``seq``."""
+
+    session_id: str
+    status: CompactionStatus
+    trigger: CompactionTrigger
+    started_at: datetime
+    finished_at: datetime | None = None
+    messages_folded: int = 0
+    tokens_before: int = 0
+    tokens_after: int = 0
+    error: str | None = None
+    summary_message_id: str | None = None
+    folded_through_seq: int = 0
+    compactions: int = 0  # successful compactions so far
 
 
 class Store(Protocol):
@@ -164,8 +188,18 @@ class Store(Protocol):
         """Move a pending question to ``status``; False if it was not pending.
         Raises ValueError if ``status`` is ``"pending"``."""
 
+    # compaction
+    async def get_compaction(self, session_id: str) -> CompactionRecord | None: ...
+
+    async def save_compaction(self, record: CompactionRecord) -> None:
+        """Insert or replace the session's compaction state.
+        Raises KeyError if the session does not exist."""
+
     # recovery after a crash
     async def fail_running_messages(self, error: str) -> list[MessageRecord]:
         """Mark every ``running`` message ``error`` (with ``error``) and return them."""
 
     async def expire_pending_questions(self) -> int: ...
+
+    async def fail_running_compactions(self, error: str) -> int:
+        """Mark every ``running`` compaction ``failed`` with ``error``; return how many."""

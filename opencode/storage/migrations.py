@@ -88,7 +88,28 @@ _V1_INITIAL = (
     "CREATE INDEX questions_pending ON questions (created_at, id) WHERE status = 'pending'",
 )
 
-SQLITE_MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _V1_INITIAL),)
+_V2_COMPACTIONS = (
+    """CREATE TABLE compactions (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    messages_folded INTEGER NOT NULL DEFAULT 0,
+    tokens_before INTEGER NOT NULL DEFAULT 0,
+    tokens_after INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    summary_message_id TEXT,
+    folded_through_seq INTEGER NOT NULL DEFAULT 0,
+    compactions INTEGER NOT NULL DEFAULT 0
+)""",
+    "CREATE INDEX compactions_running ON compactions (session_id) WHERE status = 'running'",
+)
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _V1_INITIAL),
+    Migration(2, "compaction state", _V2_COMPACTIONS),
+)
 
 _BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,

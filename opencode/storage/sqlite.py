@@ -7,6 +7,7 @@ another's statements on the shared connection.
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,6 +20,7 @@ from opencode.core.ids import utc_now
 
 from .base import (
     USAGE_KEYS,
+    CompactionRecord,
     MessageRecord,
     MessageStatus,
     ModelUsageRecord,
@@ -29,10 +31,13 @@ from .base import (
 )
 from .migrations import migrate_sqlite
 from .sqlite_rows import (
+    COMPACTION_COLUMNS,
     MESSAGE_COLUMNS,
     QUESTION_COLUMNS,
     SESSION_COLUMNS,
     TOKENS,
+    compaction_from_row,
+    compaction_params,
     message_from_row,
     message_params,
     question_from_row,
@@ -299,6 +304,23 @@ class SqliteStore:
         )
         return written == 1
 
+    # compaction
+    async def get_compaction(self, session_id: str) -> CompactionRecord | None:
+        rows = await self._read(
+            f"SELECT {COMPACTION_COLUMNS} FROM compactions WHERE session_id = ?", (session_id,)
+        )
+        return compaction_from_row(rows[0]) if rows else None
+
+    async def save_compaction(self, record: CompactionRecord) -> None:
+        try:
+            await self._write(
+                f"INSERT OR REPLACE INTO compactions ({COMPACTION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                compaction_params(record),
+            )
+        except sqlite3.IntegrityError:
+            raise KeyError(record.session_id) from None
+
     # recovery after a crash
     async def fail_running_messages(self, error: str) -> list[MessageRecord]:
         async with self._connection() as db:
@@ -312,6 +334,13 @@ class SqliteStore:
 
     async def expire_pending_questions(self) -> int:
         return await self._write("UPDATE questions SET status = 'expired' WHERE status = 'pending'")
+
+    async def fail_running_compactions(self, error: str) -> int:
+        return await self._write(
+            "UPDATE compactions SET status = 'failed', error = ?, finished_at = ? "
+            "WHERE status = 'running'",
+            (error, to_timestamp(utc_now())),
+        )
 
     # plumbing
     @asynccontextmanager

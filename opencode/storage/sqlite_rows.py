@@ -7,7 +7,7 @@ from typing import Any
 
 import aiosqlite
 
-from .base import USAGE_KEYS, MessageRecord, QuestionRecord, SessionRecord
+from .base import USAGE_KEYS, CompactionRecord, MessageRecord, QuestionRecord, SessionRecord
 
 # The column order of each SELECT, and of ``message_params``.
 TOKENS = ", ".join(USAGE_KEYS)
@@ -17,6 +17,10 @@ MESSAGE_COLUMNS = (
     "created_at, updated_at"
 )
 QUESTION_COLUMNS = "id, session_id, message_id, call_id, questions, answers, status, created_at"
+COMPACTION_COLUMNS = (
+    "session_id, status, trigger, started_at, finished_at, messages_folded, tokens_before, "
+    "tokens_after, error, summary_message_id, folded_through_seq, compactions"
+)
 
 
 def to_timestamp(value: datetime) -> str:
@@ -96,4 +100,39 @@ def question_from_row(row: aiosqlite.Row) -> QuestionRecord:
         created_at=datetime.fromisoformat(row["created_at"]),
         status=row["status"],
         answers=None if answers is None else json.loads(answers),
+    )
+
+
+def compaction_params(record: CompactionRecord) -> tuple[Any, ...]:
+    return (
+        record.session_id,
+        record.status,
+        record.trigger,
+        to_timestamp(record.started_at),
+        to_timestamp(record.finished_at) if record.finished_at else None,
+        record.messages_folded,
+        record.tokens_before,
+        record.tokens_after,
+        record.error,
+        record.summary_message_id,
+        record.folded_through_seq,
+        record.compactions,
+    )
+
+
+def compaction_from_row(row: aiosqlite.Row) -> CompactionRecord:
+    finished = row["finished_at"]
+    return CompactionRecord(
+        session_id=row["session_id"],
+        status=row["status"],
+        trigger=row["trigger"],
+        started_at=datetime.fromisoformat(row["started_at"]),
+        finished_at=datetime.fromisoformat(finished) if finished else None,
+        messages_folded=row["messages_folded"],
+        tokens_before=row["tokens_before"],
+        tokens_after=row["tokens_after"],
+        error=row["error"],
+        summary_message_id=row["summary_message_id"],
+        folded_through_seq=row["folded_through_seq"],
+        compactions=row["compactions"],
     )

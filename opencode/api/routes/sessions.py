@@ -1,15 +1,16 @@
-"""``/session``: sessions, messages (send = SSE stream), abort, cost, title, todos."""
+"""``/session``: sessions, messages (send = SSE stream), abort, cost, title, todos, compaction."""
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 
-from opencode.api.deps import RunsDep, SessionsDep, SettingsDep, TitlesDep
+from opencode.api.deps import CompactorDep, RunsDep, SessionsDep, SettingsDep, TitlesDep
 from opencode.core.errors import NotFound
 from opencode.events.sse import frame, sse_response
 from opencode.schemas.messages import MessageCreate, MessagePage
 from opencode.schemas.sessions import (
     AbortOut,
+    CompactionStatusOut,
     CostOut,
     SessionCreate,
     SessionOut,
@@ -117,6 +118,18 @@ async def generate_title(session_id: str, titles: TitlesDep) -> TitleOut:
 @router.get("/{session_id}/cost")
 async def cost(session_id: str, sessions: SessionsDep) -> CostOut:
     return await sessions.cost(session_id)
+
+
+@router.post("/{session_id}/compact")
+async def compact(session_id: str, runs: RunsDep) -> CompactionStatusOut:
+    """Fold all but the latest exchange into a summary now; returns the finished status.
+    409 while a turn or another compaction runs, or when there is nothing to fold."""
+    return await runs.compact(session_id)
+
+
+@router.get("/{session_id}/compaction-status")
+async def compaction_status(session_id: str, compactor: CompactorDep) -> CompactionStatusOut:
+    return await compactor.status(session_id)
 
 
 @router.get("/{session_id}/todo")
