@@ -2,6 +2,7 @@
 the summary's cost, and pagination over a compacted session."""
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -374,3 +375,39 @@ async def test_abort_stops_a_manual_compaction(fake, server):
         assert status["status"] == "failed" and "Aborted" in status["error"]
         assert (await client.get(f"/session/{session_id}")).json()["status"] == "idle"
         assert (await messages(client, session_id))["total_count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("provider_id", "model_id"),
+    [("anthropic", "claude-sonnet-4-5"), ("gemini", "gemini-2.5-flash")],
+)
+async def test_the_compacted_view_is_a_valid_request_in_every_dialect(
+    fake, start_server, provider_id, model_id
+):
+    """The summary is a user turn and the kept run starts with one: the request LiteLLM
+    sends must still alternate roles (Anthropic and Gemini merge or reject repeats)."""
+    server = start_server(OPENCODE_COMPACT_MESSAGES="4")
+    fake.script(Reply(text="a1"), Reply(text="a2"), Reply(text=SUMMARY), Reply(text="a3"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await client.post(
+            "/session", json={"provider_id": provider_id, "model_id": model_id}
+        )
+        session_id = response.json()["id"]
+        for content in ("q1", "q2", "q3"):
+            frames = await turn(client, session_id, content)
+            assert frames[-1].type == "done", frames[-1].data
+        assert [f.data["status"] for f in frames if f.type == "compaction"] == [
+            "started",
+            "completed",
+        ]
+    request = fake.requests[-1]
+    assert request.dialect == provider_id
+    if provider_id == "anthropic":
+        turns = [(m["role"], json.dumps(m["content"])) for m in request.json["messages"]]
+    else:
+        turns = [(c["role"], json.dumps(c["parts"])) for c in request.json["contents"]]
+    roles = [role for role, _ in turns]
+    assert all(a != b for a, b in zip(roles, roles[1:], strict=False)), roles
+    assert roles[0] == "user" and SUMMARY.split("\n")[0] in turns[0][1]
+    assert "q2" in turns[0][1]  # the kept question, merged into the summary's user turn
+    assert not any('"q1"' in text or "a1" in text for _, text in turns)
