@@ -23,6 +23,7 @@ from opencode.llm.types import (
     ChatMessage,
     ModelClient,
     ModelRequest,
+    ProviderError,
     ReasoningDelta,
     StepOutput,
     TextDelta,
@@ -41,6 +42,11 @@ class ContextKeeper(Protocol):
     ) -> list[ChatMessage]:
         """The conversation to send for this step (old messages folded into a summary, old tool
         outputs pruned); what it returns becomes the loop's history from then on."""
+        ...
+
+    async def shrink(self, messages: list[ChatMessage]) -> list[ChatMessage] | None:
+        """A smaller conversation after the provider said ``messages`` overflow its context
+        window, or ``None`` when there is nothing left to fold."""
         ...
 
 
@@ -64,17 +70,25 @@ async def run_turn(
             messages = await turn.context.prepare(messages, step_number, last_step)
         yield StepStarted(step_number)
         output: StepOutput | None = None
-        stream = client.stream(replace(turn.request, messages=tuple(messages)))
-        try:
-            async for chunk in stream:
-                if isinstance(chunk, TextDelta):
-                    yield TextChunk(chunk.text)
-                elif isinstance(chunk, ReasoningDelta):
-                    yield ReasoningChunk(chunk.text)
-                else:
-                    output = chunk
-        finally:
-            await stream.aclose()
+        shrunk = False
+        while True:
+            streamed = False
+            try:
+                async for event in _step_stream(client, turn.request, messages):
+                    if isinstance(event, StepOutput):
+                        output = event
+                    else:
+                        streamed = True
+                        yield event
+                break
+            except ProviderError as error:
+                # Too long for the window: fold what can be folded and send the step once more.
+                if streamed or shrunk or not error.context_overflow or turn.context is None:
+                    raise
+                smaller = await turn.context.shrink(messages)
+                if smaller is None:
+                    raise
+                messages, shrunk = smaller, True
         if output is None:  # a ModelClient must end with a StepOutput; treat a bare end as empty
             output = StepOutput("", (), (), "stop", Usage(), 0.0)
         usage, cost = usage + output.usage, cost + output.cost
@@ -96,6 +110,23 @@ async def run_turn(
             yield ToolFinished(call, result)
         messages.extend(_tool_message(call, results[call.id]) for call in output.tool_calls)
     yield TurnFinished("max_steps", usage, cost)
+
+
+async def _step_stream(
+    client: ModelClient, request: ModelRequest, messages: list[ChatMessage]
+) -> AsyncIterator[TextChunk | ReasoningChunk | StepOutput]:
+    """One model call as loop events, ending with its StepOutput; the stream is always closed."""
+    stream = client.stream(replace(request, messages=tuple(messages)))
+    try:
+        async for chunk in stream:
+            if isinstance(chunk, TextDelta):
+                yield TextChunk(chunk.text)
+            elif isinstance(chunk, ReasoningDelta):
+                yield ReasoningChunk(chunk.text)
+            else:
+                yield chunk
+    finally:
+        await stream.aclose()
 
 
 async def _run_tools(

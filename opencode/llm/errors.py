@@ -29,6 +29,13 @@ _TRANSPORT_ERRORS = (
 )
 _TIMEOUTS = (litellm.Timeout, httpx.TimeoutException, TimeoutError)
 _RETRYABLE_STATUS = {408, 409, 429}
+# How providers say the prompt is longer than the window (OpenAI and compatible servers,
+# Anthropic, Gemini, vLLM/llama.cpp); LiteLLM's ContextWindowExceededError only covers some.
+_OVERFLOW = re.compile(
+    r"context.length|context.window|maximum context|prompt is too long|input token count"
+    r".{0,40}exceeds|too many (input )?tokens|exceeds the (model's )?max",
+    re.IGNORECASE,
+)
 
 
 def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
@@ -45,8 +52,15 @@ def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
             return ProviderError(f"{provider}: connection {what}: {detail}", retryable=True)
     retryable = status is not None and (status in _RETRYABLE_STATUS or status >= 500)
     label = f"{provider} error {status}" if status else f"{provider} error"
+    overflow = isinstance(cause, litellm.ContextWindowExceededError) or (
+        status in (400, 413, 422) and _OVERFLOW.search(detail) is not None
+    )
     return ProviderError(
-        f"{label}: {detail}", status_code=status, retryable=retryable, retry_after=_retry_after(exc)
+        f"{label}: {detail}",
+        status_code=status,
+        retryable=retryable,
+        retry_after=_retry_after(exc),
+        context_overflow=overflow,
     )
 
 

@@ -112,7 +112,8 @@ StreamChunk = TextDelta | ReasoningDelta | StepOutput
 
 
 class ProviderError(Exception):
-    """A failed model call. ``retryable`` marks 429/5xx/connection failures."""
+    """A failed model call. ``retryable`` marks 429/5xx/connection failures;
+    ``context_overflow`` a prompt longer than the model's context window."""
 
     def __init__(
         self,
@@ -121,12 +122,14 @@ class ProviderError(Exception):
         status_code: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        context_overflow: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.retryable = retryable
         self.retry_after = retry_after
+        self.context_overflow = context_overflow
 
 
 class ModelClient(Protocol):

@@ -15,7 +15,8 @@ from opencode.storage.base import CompactionTrigger, MessageRecord
 
 
 class RunContext:
-    """The ``ContextKeeper`` of one run: compacts at most once per trigger, prunes every step."""
+    """The ``ContextKeeper`` of one run: compacts at most once per trigger (and once more if the
+    provider still finds the prompt too long), prunes every step."""
 
     def __init__(
         self,
@@ -42,9 +43,21 @@ class RunContext:
         trigger = self._trigger(step_number, last_step)
         if trigger is not None and trigger not in self._tried:
             self._tried.add(trigger)
-            messages = await self._compact(messages, trigger, self._keep(trigger, step_number))
+            compacted = await self._compact(messages, trigger, self._keep(trigger, step_number))
+            messages = compacted or messages
         budget = self._compactor.policy.prune_budget(self._window)
         return prune_tool_outputs(messages, budget_tokens=budget)
+
+    async def shrink(self, messages: list[ChatMessage]) -> list[ChatMessage] | None:
+        """The provider refused the prompt as too long: fold every earlier message, and prune
+        tool outputs to a quarter of the usual budget. Once per run."""
+        if "overflow" in self._tried:
+            return None
+        self._tried.add("overflow")
+        compacted = await self._compact(messages, "tokens", keep=0)
+        budget = self._compactor.policy.prune_budget(self._window) // 4
+        smaller = prune_tool_outputs(compacted or messages, budget_tokens=budget)
+        return smaller if compacted is not None or smaller != messages else None
 
     def _trigger(self, step_number: int, last_step: Usage | None) -> CompactionTrigger | None:
         policy = self._compactor.policy
@@ -64,7 +77,8 @@ class RunContext:
 
     async def _compact(
         self, messages: list[ChatMessage], trigger: CompactionTrigger, keep: int
-    ) -> list[ChatMessage]:
+    ) -> list[ChatMessage] | None:
+        """The loop's messages with the earlier ones folded, or ``None`` if that failed."""
         try:
             after = await self._compactor.compact(
                 self._user.session_id,
@@ -75,7 +89,7 @@ class RunContext:
                 emit=self._emit,
             )
         except OpencodeError:  # recorded and announced; go on with the full context
-            return messages
+            return None
         compacted = after.messages()
         this_turn = messages[self._before_turn :]
         self._before_turn = len(compacted)

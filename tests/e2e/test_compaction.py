@@ -411,3 +411,41 @@ async def test_the_compacted_view_is_a_valid_request_in_every_dialect(
     assert roles[0] == "user" and SUMMARY.split("\n")[0] in turns[0][1]
     assert "q2" in turns[0][1]  # the kept question, merged into the summary's user turn
     assert not any('"q1"' in text or "a1" in text for _, text in turns)
+
+
+async def test_a_prompt_the_provider_finds_too_long_is_compacted_and_sent_again(fake, server):
+    overflow = "This model's maximum context length is 128000 tokens. However, you sent 131000."
+    fake.script(Reply(text="a1"), Reply(text="a2"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        session_id = await new_session(client)
+        await turn(client, session_id, "q1")
+        await turn(client, session_id, "q2")
+        fake.script(Reply(status=400, error_message=overflow), Reply(text=SUMMARY), Reply("a3"))
+        frames = await turn(client, session_id, "q3")
+        types = [f.type for f in frames]
+        assert types[:4] == ["message_start", "step_start", "compaction", "compaction"]
+        assert frames[3].data["status"] == "completed" and frames[3].data["messages_folded"] == 4
+        assert types[-1] == "done" and frames[-1].data["stop_reason"] == "stop"
+        sent = texts(fake.requests[-1].json)
+        assert SUMMARY in sent[1] and sent[2:] == ["q3"]  # every earlier message folded
+
+        # Still too long after folding: one retry per step, then the refusal ends the turn.
+        fake.script(
+            Reply(status=400, error_message=overflow),
+            Reply(text="## Goal\nnewer summary"),
+            Reply(status=400, error_message=overflow),
+        )
+        frames = await turn(client, session_id, "q4 " + "x" * 1000)
+        assert [f.data["status"] for f in frames if f.type == "compaction"] == [
+            "started",
+            "completed",
+        ]
+        assert frames[-1].type == "error" and "maximum context length" in frames[-1].data["error"]
+
+        # Nothing to fold in a new session: no compaction, the refusal is the turn's error.
+        fresh = await new_session(client)
+        fake.script(Reply(status=400, error_message=overflow))
+        frames = await turn(client, fresh, "q1")
+        assert [f.type for f in frames] == ["message_start", "step_start", "error"]
+        status = (await client.get(f"/session/{fresh}/compaction-status")).json()
+        assert status["status"] == "idle"

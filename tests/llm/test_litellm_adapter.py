@@ -309,6 +309,31 @@ async def test_error_status_sets_retryable(
     assert caught.value.message.endswith(": nope")
 
 
+# Each provider's words for "the prompt is longer than the context window" (from their errors).
+OVERFLOW_MESSAGES = {
+    "openai": "This model's maximum context length is 128000 tokens. However, your messages "
+    "resulted in 130512 tokens. Please reduce the length of the messages.",
+    "anthropic": "prompt is too long: 210634 tokens > 200000 maximum",
+    "gemini": "The input token count (1200000) exceeds the maximum number of tokens allowed "
+    "(1048576).",
+}
+
+
+async def test_context_overflow_is_flagged(
+    fake_provider: FakeProvider, dialect: str, client: ModelClient
+) -> None:
+    fake_provider.script(Reply(status=400, error_message=OVERFLOW_MESSAGES[dialect]))
+    with pytest.raises(ProviderError) as caught:
+        await collect(client, model_request(fake_provider, dialect))
+    assert caught.value.context_overflow and not caught.value.retryable
+    assert caught.value.status_code == 400
+
+    fake_provider.script(Reply(status=400, error_message="temperature must be at most 2"))
+    with pytest.raises(ProviderError) as caught:
+        await collect(client, model_request(fake_provider, dialect))
+    assert not caught.value.context_overflow
+
+
 @pytest.mark.parametrize("pair", OPENAI_PAIRS)
 async def test_unscripted_request_fails_loudly(
     fake_provider: FakeProvider, client: ModelClient
