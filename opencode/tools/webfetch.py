@@ -6,30 +6,21 @@ with a size cap, the whole fetch has one deadline, and HTML conversion runs in a
 """
 
 import asyncio
-import json
-import re
 import ssl
-from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urljoin
 
 import httpcore
 import httpx
-from bs4 import BeautifulSoup, Comment, Tag, UnicodeDammit
-from markdownify import MarkdownConverter
 from pydantic import BaseModel, Field
 
 from opencode.core.settings import Settings
 from opencode.tools.base import Tool, ToolContext, ToolError
 from opencode.tools.netguard import AddressPolicy, AddressRefused, GuardedTransport, HostNotFound
+from opencode.tools.webpage import Format, Kind, Page, decode, html_to_text, render
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 120.0
-
-Format = Literal["markdown", "text", "html"]
-Kind = Literal["html", "json", "text"]
 
 DESCRIPTION = """\
 Fetch a public http(s) URL and return its content: HTML as clean Markdown (default), as plain \
@@ -47,17 +38,6 @@ _ACCEPT: dict[Format, str] = {
 }
 _USER_AGENT = "Mozilla/5.0 (compatible; opencode-api webfetch)"
 _TEXT_TYPES = ("application/xml", "application/javascript", "application/yaml")
-_NOISE_TAGS = (
-    "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas",
-    "nav", "header", "footer", "aside", "form", "button", "input", "select", "textarea",
-    "dialog", "link", "meta",
-)  # fmt: skip
-_LINE_BREAK = "\x1e"  # marks line ends in text output; a control character pages never use
-_NOISE_ROLES = ("navigation", "banner", "contentinfo", "complementary", "search", "dialog")
-_BLOCK_TAGS = (
-    "p", "div", "section", "article", "main", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-    "pre", "blockquote", "table", "ul", "ol", "dl", "dt", "dd", "figure", "figcaption", "hr",
-)  # fmt: skip
 
 
 class WebFetchParams(BaseModel):
@@ -68,14 +48,6 @@ class WebFetchParams(BaseModel):
     timeout: float | None = Field(
         None, gt=0, description="Seconds for the whole fetch; default 30, at most 120."
     )
-
-
-@dataclass(frozen=True)
-class Page:
-    url: str
-    kind: Kind
-    body: bytes
-    charset: str | None
 
 
 class WebFetch(Tool):
@@ -150,41 +122,6 @@ class WebFetch(Tool):
         )
 
 
-def render(page: Page, fmt: Format) -> str:
-    """The tool's output for a fetched page (CPU work: run it in a thread)."""
-    header = f"URL: {page.url}\n"
-    if page.kind == "json":
-        text = _decode(page.body, page.charset)
-        try:
-            return header + "\n" + json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
-            return header + "\n" + text
-    if page.kind == "text":
-        return header + "\n" + _decode(page.body, page.charset)
-    html = _decode_html(page.body, page.charset)
-    if fmt == "html":
-        return header + "\n" + html
-    root, title = _readable(html, page.url)
-    body = _markdown(root) if fmt == "markdown" else html_to_text(root)
-    return header + (f"Title: {title}\n" if title else "") + "\n" + body
-
-
-def html_to_text(root: Tag) -> str:
-    """Text as a browser lays it out: whitespace collapsed, one line per block."""
-    for br in root.find_all("br"):
-        br.replace_with(_LINE_BREAK)
-    for cell in root.find_all(["td", "th"]):
-        cell.append(" ")
-    for block in root.find_all(_BLOCK_TAGS):
-        block.append(_LINE_BREAK)
-    for pre in root.find_all("pre"):  # keep the lines and indentation of preformatted text
-        for string in pre.find_all(string=True):
-            string.replace_with(string.replace(" ", "\xa0").replace("\n", _LINE_BREAK))
-    text = re.sub(r"[ \t\n\r\f]+", " ", root.get_text())  # HTML's whitespace, not nbsp
-    lines = (line.strip(" ").replace("\xa0", " ").rstrip() for line in text.split(_LINE_BREAK))
-    return "\n".join(line for line in lines if line)
-
-
 def _http_url(raw: str) -> httpx.URL:
     try:
         url = httpx.URL(raw.strip())
@@ -246,9 +183,9 @@ async def _excerpt(response: httpx.Response, limit: int = 300) -> str:
         body += chunk
         if len(body) >= 4096:
             break
-    text = _decode(bytes(body), response.charset_encoding)
+    text = decode(bytes(body), response.charset_encoding)
     if _kind(response.headers.get("content-type", "")) == "html":
-        text = BeautifulSoup(text, "html.parser").get_text(" ")
+        text = html_to_text(text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -269,62 +206,6 @@ def _kind(content_type: str) -> Kind | None:
     if media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+xml"):
         return "text"
     return None
-
-
-def _decode(body: bytes, charset: str | None) -> str:
-    try:
-        return body.decode(charset or "utf-8", errors="replace").removeprefix("\ufeff")
-    except LookupError:  # a charset Python does not know
-        return body.decode("utf-8", errors="replace").removeprefix("\ufeff")
-
-
-def _decode_html(body: bytes, charset: str | None) -> str:
-    """The header's charset first, then a BOM or ``<meta charset>``, then a guess."""
-    known = [charset] if charset else []
-    markup = UnicodeDammit(body, known_definite_encodings=known, is_html=True).unicode_markup
-    return markup if markup is not None else _decode(body, None)
-
-
-def _readable(html: str, base_url: str) -> tuple[Tag, str]:
-    """The page's main content without scripts, styles and navigation, and its title."""
-    soup = BeautifulSoup(html, "html.parser")
-    title = " ".join(soup.title.get_text().split()) if soup.title else ""
-    for node in list(soup.descendants):  # one pass: a multi-MB page has ~10^6 nodes
-        if isinstance(node, Comment):
-            node.extract()
-        elif not isinstance(node, Tag) or node.decomposed:
-            continue
-        elif _is_noise(node) or (node.name == "img" and str(node.get("src")).startswith("data:")):
-            node.decompose()
-        elif node.name == "a" and node.has_attr("href"):
-            node["href"] = urljoin(base_url, str(node["href"]))
-        elif node.name == "img" and node.has_attr("src"):
-            node["src"] = urljoin(base_url, str(node["src"]))
-    root = soup.find("main") or soup.find("article") or soup.body or soup
-    return root, title
-
-
-def _is_noise(tag: Tag) -> bool:
-    if tag.name in ("header", "footer"):
-        # an article's own header or footer (its title, its byline) is content, not chrome
-        return tag.find_parent(["article", "main"]) is None
-    return (
-        tag.name in _NOISE_TAGS
-        or tag.get("role") in _NOISE_ROLES
-        or tag.has_attr("hidden")
-        or tag.get("aria-hidden") == "true"
-    )
-
-
-def _markdown(root: Tag) -> str:
-    converter = MarkdownConverter(
-        heading_style="ATX", bullets="-", escape_underscores=False, escape_asterisks=False
-    )
-    return _squeeze(converter.convert_soup(root))
-
-
-def _squeeze(text: str) -> str:
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def _truncate(text: str, max_chars: int) -> str:

@@ -1,7 +1,7 @@
 """A small web site on loopback for the webfetch tests, and a network backend that records.
 
-``FakeWebsite`` serves fixed routes (an HTML page full of scripts and navigation, text, JSON,
-a PDF, errors, redirect chains and loops, redirects to private addresses, a huge body and a
+``FakeWebsite`` serves fixed routes (an HTML page full of scripts and navigation, pages in
+several charsets, text, JSON, a PDF, errors, redirect chains and loops, redirects to private addresses, a huge body and a
 slow one) and records every request it receives, so a test can prove that a refused fetch
 never reached it. ``RecordingNetwork`` wraps httpcore's backend and records every address a
 connection was opened to, so a test can prove that nothing else was contacted.
@@ -31,6 +31,7 @@ PAGE_HTML = """\
   <header class="site"><a href="/">HEADER-NOISE logo</a></header>
   <nav><ul><li><a href="/">NAV-NOISE Home</a></li><li><a href="/blog">NAV-NOISE Blog</a></li></ul></nav>
   <div role="navigation">ROLE-NOISE breadcrumbs</div>
+  <div role="banner">BANNER-NOISE</div>
   <main>
     <article>
       <h1>Getting started</h1>
@@ -46,6 +47,9 @@ PAGE_HTML = """\
       </table>
       <noscript>NOSCRIPT-NOISE enable javascript</noscript>
       <div hidden>HIDDEN-NOISE</div>
+      <span aria-hidden="true">ARIA-HIDDEN-NOISE</span>
+      <button type="button">BUTTON-NOISE Copy</button>
+      <iframe src="/ad">IFRAME-NOISE fallback</iframe>
       <img src="data:image/png;base64,AAAA" alt="INLINE-IMAGE-NOISE">
       <!-- COMMENT-NOISE -->
     </article>
@@ -62,6 +66,12 @@ NOT_FOUND_HTML = (
     "<html><head><script>window.NOT_FOUND_SCRIPT = 1;</script></head>"
     "<body><h1>Not Found</h1><p>No page lives here.</p></body></html>"
 )
+_CAFE = "<html><head>{}<title>Café</title></head><body><p>Crème brûlée “chaud”</p></body></html>"
+# <meta charset> only, no charset in the header; cp1252 bytes that are not valid UTF-8
+CAFE_META_1252 = _CAFE.format('<meta charset="windows-1252">').encode("cp1252")
+# a BOM beats the header's charset (iso-8859-1 here), as in browsers
+CAFE_BOM_UTF8 = _CAFE.format("").encode("utf-8-sig")
+CAFE_BOM_UTF16 = _CAFE.format("").encode("utf-16")
 PLAIN_TEXT = "Just text.\n  Indented line, kept as is.\n"
 JSON_BODY = b'{"name":"opencode","tools":["webfetch","todoread"],"nested":{"ok":true,"n":1}}'
 PDF_BODY = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
@@ -186,6 +196,9 @@ class FakeWebsite:
                     "latin-1"
                 ),
             ),
+            "/meta-charset": _Static(200, "text/html", CAFE_META_1252),
+            "/bom": _Static(200, "text/html; charset=iso-8859-1", CAFE_BOM_UTF8),
+            "/bom-utf16": _Static(200, "text/html", CAFE_BOM_UTF16),
             "/plain": _Static(200, text, PLAIN_TEXT.encode()),
             "/long": _Static(200, text, LONG_TEXT.encode()),
             "/data.json": _Static(200, "application/json", JSON_BODY),

@@ -94,17 +94,16 @@ async def test_html_becomes_clean_markdown(site, network):
 async def test_text_format_is_plain_readable_text(site, network):
     result = await fetch(guarded(site, network), site.url("/page"), format="text")
 
-    assert "Title: Fake Docs - Getting started" in result
-    assert result.split("\n\n", 1)[1].splitlines() == [
+    header, body = result.split("\n\n", 1)
+    assert header == f"URL: {site.url('/page')}\nTitle: Fake Docs - Getting started"
+    assert body.split("\n\n") == [
         "Getting started",
-        "Install the tool with pip install thing. Then read the next page.",
+        # the converter keeps a line break of the HTML source inside a paragraph
+        "Install the tool with pip install thing.\n Then read the next page.",
         "Steps",
-        "First step",
-        "Second step",
-        "def hello():",
-        '    print("hello")',
-        "Name Value",
-        "alpha 1",
+        "- First step\n- Second step",
+        'def hello():\n    print("hello")',  # preformatted text keeps its indentation
+        "Name\tValue\nalpha\t1",
     ]
     assert "#" not in result and "**" not in result and "NOISE" not in result
 
@@ -115,9 +114,19 @@ async def test_html_format_is_the_raw_page(site, network):
     assert '<script>var tracking = "SCRIPT-NOISE";</script>' in result
 
 
-async def test_the_response_charset_is_used(site, network):
-    result = await fetch(guarded(site, network), site.url("/latin1"))
-    assert "Title: Café" in result and result.endswith("Crème brûlée")
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/latin1", "Crème brûlée"),  # the charset of the Content-Type header
+        ("/meta-charset", "Crème brûlée “chaud”"),  # <meta charset>, none in the header
+        ("/bom", "Crème brûlée “chaud”"),  # a UTF-8 BOM beats the header's iso-8859-1
+        ("/bom-utf16", "Crème brûlée “chaud”"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["markdown", "text"])
+async def test_the_page_is_decoded_with_its_charset(site, network, path, text, fmt):
+    result = await fetch(guarded(site, network), site.url(path), format=fmt)
+    assert result == f"URL: {site.url(path)}\nTitle: Café\n\n{text}"
 
 
 async def test_text_passes_through_unchanged(site, network):
