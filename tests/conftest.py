@@ -8,6 +8,7 @@ import pytest
 import opencode.core.env  # noqa: F401  (before anything imports LiteLLM)
 from tests.e2e.server import ServerProcess
 from tests.fakes.provider import FakeProvider
+from tests.fakes.website import FakeWebsite
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +70,16 @@ def start_server(fake: FakeProvider, tmp_path: Path) -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def website() -> Iterator[FakeWebsite]:
+    """The loopback web site that webfetch tests fetch from."""
+    with FakeWebsite() as site:
+        yield site
+
+
+@pytest.fixture
+def site(website: FakeWebsite) -> FakeWebsite:
+    website.reset()
+    return website

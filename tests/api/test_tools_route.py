@@ -4,14 +4,7 @@ import jsonschema
 import pytest
 
 from opencode.core.errors import OpencodeError
-
-SEARCH_ENV = (
-    "OPENCODE_SEARCH_PROVIDER",
-    "TAVILY_API_KEY",
-    "BRAVE_API_KEY",
-    "EXA_API_KEY",
-    "SEARXNG_URL",
-)
+from tests.fakes.search import SEARCH_ENV
 
 
 @pytest.fixture(autouse=True)

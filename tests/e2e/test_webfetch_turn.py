@@ -1,27 +1,12 @@
 """``webfetch`` in a full turn through the real server, against the loopback web site."""
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from tests.e2e.test_turns import new_session, send
 from tests.fakes.provider import Reply
-from tests.fakes.website import FakeWebsite
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(scope="module")
-def website() -> Iterator[FakeWebsite]:
-    with FakeWebsite() as site:
-        yield site
-
-
-@pytest.fixture
-def site(website: FakeWebsite) -> FakeWebsite:
-    website.reset()
-    return website
 
 
 def script_fetch(fake, url: str, answer: str) -> None:

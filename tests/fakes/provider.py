@@ -21,16 +21,13 @@ The bytes of each dialect are rendered in ``wire.py``; this module serves them.
 
 import asyncio
 import json
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
+from tests.fakes.loopback import ThreadedServer
 from tests.fakes.wire import DIALECTS, END, Chunk
 
 NO_REPLY_MESSAGE = "fake provider: no scripted reply"
@@ -95,8 +92,7 @@ class FakeProvider:
         self._replies: deque[Reply] = deque()
         self._lock = threading.Condition()
         self._open_streams = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = ThreadedServer(self._app, "fake provider")
 
     @property
     def openai_base(self) -> str:
@@ -116,38 +112,12 @@ class FakeProvider:
             return self._open_streams
 
     def start(self) -> "FakeProvider":
-        # proto=IPPROTO_TCP: asyncio turns TCP_NODELAY on only for sockets that say they are
-        # TCP; without it every small SSE write waits ~40 ms for Nagle + delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self._app,
-            http="h11",
-            interface="asgi3",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 5
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake provider did not start")
-            time.sleep(0.005)
+        port = self._loopback.start()
+        self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._loopback.stop()
 
     def __enter__(self) -> "FakeProvider":
         return self.start()

@@ -19,6 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+# Every variable that picks the search backend (tests clear them for a known start).
+SEARCH_ENV = (
+    "OPENCODE_SEARCH_PROVIDER",
+    "TAVILY_API_KEY",
+    "BRAVE_API_KEY",
+    "EXA_API_KEY",
+    "SEARXNG_URL",
+)
+
 
 @dataclass
 class SearxReply:

@@ -8,15 +8,14 @@ connection was opened to, so a test can prove that nothing else was contacted.
 """
 
 import asyncio
-import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpcore
-import uvicorn
+
+from tests.fakes.loopback import ThreadedServer
 
 PAGE_HTML = """\
 <!doctype html>
@@ -104,8 +103,7 @@ class FakeWebsite:
         self.port = 0
         self._requests: list[SiteRequest] = []
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loopback = ThreadedServer(self._app, "fake website")
 
     @property
     def base_url(self) -> str:
@@ -128,36 +126,12 @@ class FakeWebsite:
             self._requests.clear()
 
     def start(self) -> "FakeWebsite":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._app,
-            http="h11",
-            interface="asgi3",
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 5
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake website did not start")
-            time.sleep(0.005)
+        port = self._loopback.start()
+        self.port = port
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._loopback.stop()
 
     def __enter__(self) -> "FakeWebsite":
         return self.start()

@@ -7,7 +7,7 @@ opened none. Names resolve through an injected resolver; nothing here uses real 
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from ipaddress import ip_address
 
 import pytest
@@ -20,18 +20,6 @@ from tests.e2e.server import free_port
 from tests.fakes.website import JSON_BODY, LONG_TEXT, PLAIN_TEXT, FakeWebsite, RecordingNetwork
 
 CONTEXT = ToolContext("ses_1", "msg_1", "call_1")
-
-
-@pytest.fixture(scope="module")
-def website() -> Iterator[FakeWebsite]:
-    with FakeWebsite() as site:
-        yield site
-
-
-@pytest.fixture
-def site(website: FakeWebsite) -> FakeWebsite:
-    website.reset()
-    return website
 
 
 @pytest.fixture

@@ -47,15 +47,8 @@ from opencode.tools.search_backends import (
     plain_text,
 )
 from opencode.tools.websearch import WebSearch, choose_search_provider, format_results
-from tests.fakes.search import FakeSearxng, SearxReply, searx_result
+from tests.fakes.search import SEARCH_ENV, FakeSearxng, SearxReply, searx_result
 
-SEARCH_ENV = (
-    "OPENCODE_SEARCH_PROVIDER",
-    "TAVILY_API_KEY",
-    "BRAVE_API_KEY",
-    "EXA_API_KEY",
-    "SEARXNG_URL",
-)
 TAVILY_URL = "https://api.tavily.com/search"
 BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 EXA_URL = "https://api.exa.ai/search"
