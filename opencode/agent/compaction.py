@@ -80,14 +80,22 @@ def plan_fold(records: Sequence[MessageRecord], *, keep_messages: int, keep_toke
 
 
 def summary_request(
-    previous_summary: str | None, folded: Sequence[MessageRecord], *, max_chars: int
+    previous_summary: str | None,
+    folded: Sequence[MessageRecord],
+    *,
+    todos: Sequence[dict[str, Any]] = (),
+    max_chars: int,
 ) -> str:
-    """The user message asking for a summary of ``folded`` (and of the previous summary)."""
+    """The user message asking for a summary of ``folded`` (and of the previous summary), with
+    the session's current todo list, which the folded tool calls may show only in part."""
     sections = []
     if previous_summary:
         sections.append(f"<previous_summary>\n{previous_summary}\n</previous_summary>")
     transcript = render_transcript(folded, max_chars=max_chars)
     sections.append(f"<conversation>\n{transcript}\n</conversation>")
+    if todos:
+        listed = json.dumps(list(todos), indent=1, ensure_ascii=False)
+        sections.append(f"<current_todo_list>\n{listed}\n</current_todo_list>")
     sections.append(
         "Summarise everything above (the previous summary included) in the required format."
     )

@@ -188,7 +188,8 @@ class Compactor:
         await self._store.save_compaction(state)
         announce("started")
         try:
-            output = await self._summarise(model, context.summary, fold.folded, window)
+            todos = await self._store.get_todos(session_id)
+            output = await self._summarise(model, context.summary, fold.folded, window, todos)
         except asyncio.CancelledError:
             await asyncio.shield(self._failed(state, "Aborted before the summary was finished."))
             announce("failed", error="aborted")
@@ -227,6 +228,7 @@ class Compactor:
         previous: str | None,
         folded: Sequence[MessageRecord],
         window: int,
+        todos: list[dict[str, Any]],
     ) -> StepOutput:
         request = ModelRequest(
             model=model.litellm_model,
@@ -234,7 +236,10 @@ class Compactor:
                 ChatMessage(
                     "user",
                     summary_request(
-                        previous, folded, max_chars=self.policy.transcript_chars(window)
+                        previous,
+                        folded,
+                        todos=todos,
+                        max_chars=self.policy.transcript_chars(window),
                     ),
                 ),
             ),

@@ -96,6 +96,14 @@ def test_summary_request_carries_the_previous_summary():
     assert request.startswith("<previous_summary>\nbefore\n</previous_summary>")
     assert "<conversation>\n[user]\nhello\n</conversation>" in request
     assert "<previous_summary>" not in summary_request(None, [user(1)], max_chars=1_000)
+    assert "<current_todo_list>" not in request
+
+
+def test_summary_request_lists_the_current_todos():
+    todos = [{"id": "1", "content": "Book the hôtel", "status": "pending"}]
+    request = summary_request(None, [user(1)], todos=todos, max_chars=1_000)
+    assert request.index("</conversation>") < request.index("<current_todo_list>")
+    assert '"content": "Book the hôtel"' in request
 
 
 def tool(call_id: str, size: int) -> ChatMessage:
