@@ -218,6 +218,15 @@ class Compactor:
         done = replace(done, summary_message_id=summary.id)
         await self._store.save_compaction(done)
         announce("completed", state=done, cost=output.cost)
+        log.info(
+            "compacted session %s (%s): %d messages folded, ~%d -> ~%d tokens, $%.6f",
+            session_id,
+            trigger,
+            done.messages_folded,
+            done.tokens_before,
+            done.tokens_after,
+            output.cost,
+        )
         self._bus.publish("message.created", session_id=session_id, id=summary.id, role="assistant")
         self._bus.publish("session.updated", id=session_id)
         return replace(after, state=done)
@@ -288,6 +297,7 @@ class Compactor:
         return record
 
     async def _failed(self, state: CompactionRecord, error: str) -> None:
+        log.warning("compaction of session %s failed: %s", state.session_id, error)
         try:
             failed = replace(state, status="failed", finished_at=utc_now(), error=error)
             await self._store.save_compaction(failed)
