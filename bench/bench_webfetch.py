@@ -7,6 +7,7 @@ sections with headings, paragraphs with links and inline code, lists, tables and
 For each page and format it reports the median wall and CPU time of ``render`` (decoding and
 conversion) and the longest stall of an asyncio ticker while ``render`` runs in
 ``asyncio.to_thread``, as the tool runs it: how long the server's event loop stood still.
+``cap`` is the tool (output cut at ``--max-chars``), ``whole`` converts every byte.
 ``--old FILE`` also times the ``render`` of another version of ``opencode/tools/webfetch.py``
 (``git show HEAD~1:opencode/tools/webfetch.py > /tmp/old_webfetch.py``), if its libraries are
 installed.
@@ -134,8 +135,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.1,1,5", help="page sizes in MiB, comma-separated")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--old", help="another webfetch.py whose render to time as well")
+    parser.add_argument("--max-chars", type=int, default=50_000, help="the tool's output cap")
     args = parser.parse_args()
-    paths: dict[str, Callable[[Page, str], str]] = {"new": render}
+    paths: dict[str, Callable[[Page, str], str]] = {
+        "cap": lambda page, fmt: render(page, fmt, args.max_chars),  # what the tool does
+        "whole": lambda page, fmt: render(page, fmt, 10**12),  # every byte converted
+    }
     if args.old:
         paths["old"] = load_render(str(Path(args.old)))
     print(f"{'path':<5} {'MiB':>5} {'format':<8} {'wall ms':>9} {'cpu ms':>9} {'stall ms':>9} "
@@ -144,7 +149,7 @@ def main() -> None:
         page = Page(URL, "html", page_html(int(size * MIB)), None)
         for name, render_page in paths.items():
             for fmt in ("markdown", "text"):
-                repeat = args.repeat if name == "new" else max(1, args.repeat // 3)
+                repeat = args.repeat if name != "old" else max(1, args.repeat // 3)
                 row = measure(render_page, page, fmt, repeat)
                 print(f"{name:<5} {len(page.body) / MIB:5.2f} {fmt:<8} {row}", flush=True)
 

@@ -86,8 +86,7 @@ class WebFetch(Tool):
                 f"Timed out after {seconds:g} s fetching {url}. Retry with a larger timeout "
                 f"(at most {MAX_TIMEOUT:g} s) or try another URL."
             ) from None
-        text = await asyncio.to_thread(render, page, params.format)
-        return _truncate(text, self._max_chars)
+        return await asyncio.to_thread(render, page, params.format, self._max_chars)
 
     async def _fetch(self, start: httpx.URL, fmt: Format, seconds: float) -> Page:
         if self._ssl_context is None:  # loading the CA bundle takes a moment: once per tool
@@ -206,12 +205,3 @@ def _kind(content_type: str) -> Kind | None:
     if media.startswith("text/") or media in _TEXT_TYPES or media.endswith("+xml"):
         return "text"
     return None
-
-
-def _truncate(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    return (
-        text[:max_chars]
-        + f"\n\n[Output truncated: first {max_chars:,} of {len(text):,} characters shown.]"
-    )
