@@ -1,6 +1,7 @@
 """The agent loop over the real LiteLLM path (fake provider on loopback)."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from pydantic import BaseModel
@@ -10,7 +11,7 @@ from opencode.agent.history import build_history
 from opencode.agent.loop import Turn, run_turn
 from opencode.core.ids import utc_now
 from opencode.llm.litellm_adapter import LiteLLMClient
-from opencode.llm.types import ChatMessage, ModelRequest
+from opencode.llm.types import ChatMessage, ModelRequest, ProviderError
 from opencode.storage.base import MessageRecord
 from opencode.tools.base import Tool, ToolContext
 from opencode.tools.registry import ToolRegistry
@@ -177,6 +178,62 @@ async def test_cancelling_mid_stream_closes_the_provider_stream(fake):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert fake.wait_closed(1.0)
+
+
+class FoldingKeeper:
+    """A ContextKeeper that keeps messages as they are and, asked to shrink, drops all but the
+    last one (or refuses, with ``can_shrink=False``), recording what it was given."""
+
+    def __init__(self, *, can_shrink: bool = True) -> None:
+        self.can_shrink = can_shrink
+        self.prepared: list[int] = []
+        self.shrunk: list[int] = []
+
+    async def prepare(self, messages, step_number, last_step):
+        self.prepared.append(step_number)
+        return messages
+
+    async def shrink(self, messages):
+        self.shrunk.append(len(messages))
+        return messages[-1:] if self.can_shrink else None
+
+
+OVERFLOW = "This model's maximum context length is 128000 tokens; you sent 140000."
+
+
+def long_turn(fake, keeper: FoldingKeeper) -> Turn:
+    turn = turn_for(fake, [])
+    history = (ChatMessage("user", "old"), ChatMessage("assistant", "older answer"))
+    request = replace(turn.request, messages=(*history, ChatMessage("user", "go")))
+    return replace(turn, request=request, context=keeper)
+
+
+async def test_an_overflowing_step_is_shrunk_and_sent_once_more(fake):
+    fake.script(Reply(status=400, error_message=OVERFLOW), Reply(text="fits now"))
+    keeper = FoldingKeeper()
+    events = [
+        e
+        async for e in run_turn(
+            LiteLLMClient(), registry_of(), long_turn(fake, keeper), context_for
+        )
+    ]
+    assert keeper.prepared == [1] and keeper.shrunk == [3]
+    assert [m["content"] for m in fake.requests[-1].json["messages"]] == ["go"]
+    assert isinstance(events[-1], TurnFinished) and events[-1].stop_reason == "stop"
+
+
+async def test_an_overflow_that_cannot_shrink_or_repeats_ends_the_turn(fake):
+    for keeper, replies in (
+        (FoldingKeeper(can_shrink=False), [Reply(status=400, error_message=OVERFLOW)]),
+        (FoldingKeeper(), [Reply(status=400, error_message=OVERFLOW)] * 2),
+    ):
+        fake.script(*replies)
+        with pytest.raises(ProviderError) as caught:
+            async for _ in run_turn(
+                LiteLLMClient(), registry_of(), long_turn(fake, keeper), context_for
+            ):
+                pass
+        assert caught.value.context_overflow and keeper.shrunk == [3]
 
 
 def record(role, parts, content="", status="completed"):
