@@ -43,3 +43,10 @@ def test_readme_documents_every_route(fake, server):
                 "{question_id}", "{id}"
             )
             assert documented in readme, f"{method.upper()} {path} is not in the README"
+
+
+def test_ci_runs_the_readmes_test_command():
+    section = README.read_text().split("Run every check", 1)[1]
+    command = re.search(r"```bash\n(.*?)\n```", section, re.S).group(1).strip()
+    ci_script = README.parent / ".ci" / "run"
+    assert ci_script.read_text().rstrip().splitlines()[-1] == command
