@@ -14,18 +14,29 @@ from opencode.tools.registry import ToolResult
 
 class Draft:
     def __init__(self) -> None:
-        self.parts: list[dict[str, Any]] = []
+        self._parts: list[dict[str, Any]] = []
+        self._pieces: list[str] = []  # the deltas of the last part while it streams
         self.usage = Usage()
         self.cost = 0.0
         self._step_index = 0  # index of the current step-start part
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        """The parts so far. A streaming text or reasoning part gets its deltas joined here,
+        at flush time, not per delta: appending to a string held in a dict copies it whole,
+        which made a long reply quadratic."""
+        if len(self._pieces) > 1:
+            self._parts[-1]["text"] = "".join(self._pieces)
+            self._pieces = [self._parts[-1]["text"]]
+        return self._parts
 
     @property
     def content(self) -> str:
         return "".join(p["text"] for p in self.parts if p["type"] == "text")
 
     def step_start(self, step_number: int) -> None:
-        self._step_index = len(self.parts)
-        self.parts.append({"type": "step-start", "step_number": step_number})
+        self._add({"type": "step-start", "step_number": step_number})
+        self._step_index = len(self._parts) - 1
 
     def text(self, delta: str) -> None:
         self._append("text", delta)
@@ -34,7 +45,7 @@ class Draft:
         self._append("reasoning", delta)
 
     def tool_called(self, call: ToolCall) -> None:
-        self.parts.append(
+        self._add(
             {
                 "type": "tool",
                 "call_id": call.id,
@@ -49,17 +60,19 @@ class Draft:
         """Record usage; replace streamed reasoning with the final blocks (they carry the
         signatures Anthropic needs replayed); mark this step's tool calls running."""
         self.usage, self.cost = self.usage + output.usage, self.cost + output.cost
-        step = self.parts[self._step_index :]
+        parts = self.parts
+        self._pieces = []  # the step's streaming is over
+        step = parts[self._step_index :]
         kept = [p for p in step if p["type"] != "reasoning"]
         blocks = [
             {"type": "reasoning", "text": r.text, "signature": r.signature, "redacted": r.redacted}
             for r in output.reasoning
         ]
-        self.parts[self._step_index :] = kept[:1] + blocks + kept[1:]
-        for part in self.parts[self._step_index :]:
+        parts[self._step_index :] = kept[:1] + blocks + kept[1:]
+        for part in parts[self._step_index :]:
             if part["type"] == "tool":
                 part["state"] = "running"
-        self.parts.append(
+        parts.append(
             {
                 "type": "step-finish",
                 "step_number": step_number,
@@ -80,11 +93,17 @@ class Draft:
         return asdict(self.usage)
 
     def _append(self, kind: str, delta: str) -> None:
-        last = self.parts[-1] if self.parts else None
-        if last is not None and last["type"] == kind:
-            last["text"] += delta
+        if self._pieces and self._parts[-1]["type"] == kind:
+            self._pieces.append(delta)
         else:
-            self.parts.append({"type": kind, "text": delta})
+            self._add({"type": kind, "text": delta})
+            self._pieces = [delta]
+
+    def _add(self, part: dict[str, Any]) -> None:
+        """Append a part after settling the streaming one (it is no longer last)."""
+        self._parts = self.parts
+        self._parts.append(part)
+        self._pieces = []
 
 
 def parse_arguments(arguments: str) -> Any:
