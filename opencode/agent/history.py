@@ -38,7 +38,7 @@ def _assistant_messages(parts: list[dict[str, Any]]) -> list[ChatMessage]:
         if not (text or tools):
             continue  # an empty step (aborted before any output) is not worth replaying
         calls = tuple(
-            ToolCall(p["call_id"], p["name"], _arguments_text(p["arguments"])) for p in tools
+            ToolCall(p["call_id"], p["name"], arguments_text(p["arguments"])) for p in tools
         )
         out.append(ChatMessage("assistant", text, reasoning=reasoning, tool_calls=calls))
         out.extend(_tool_result(p) for p in tools)
@@ -60,10 +60,10 @@ def _tool_result(part: dict[str, Any]) -> ChatMessage:
         "tool",
         (part.get("output") or "") if done else INTERRUPTED,
         tool_call_id=part["call_id"],
-        name=part["name"],
         is_error=part["state"] != "completed",
     )
 
 
-def _arguments_text(arguments: Any) -> str:
+def arguments_text(arguments: Any) -> str:
+    """Stored arguments (parsed JSON, or the raw text the model sent) as JSON text."""
     return arguments if isinstance(arguments, str) else json.dumps(arguments)

@@ -151,6 +151,4 @@ async def _run_tools(
 
 
 def _tool_message(call: ToolCall, result: ToolResult) -> ChatMessage:
-    return ChatMessage(
-        "tool", result.text, tool_call_id=call.id, name=call.name, is_error=result.is_error
-    )
+    return ChatMessage("tool", result.text, tool_call_id=call.id, is_error=result.is_error)

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-import opencode.core.env  # noqa: F401  (before anything imports LiteLLM)
 from opencode import __version__
 from opencode.api.deps import Services
 from opencode.api.errors import install_error_handlers
@@ -99,7 +98,7 @@ ERROR_RESPONSES = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

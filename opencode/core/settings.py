@@ -1,10 +1,12 @@
 """Configuration from the environment (and a ``.env`` file), validated once at startup."""
 
-from functools import cached_property
+import logging
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOG_LEVELS = tuple(logging.getLevelNamesMapping())
 
 
 class Settings(BaseSettings):
@@ -14,6 +16,7 @@ class Settings(BaseSettings):
 
     port: int = Field(7860, alias="PORT")
     database_url: str = Field("sqlite:///./data/opencode.db", alias="DATABASE_URL")
+    log_level: str = Field("INFO", alias="OPENCODE_LOG_LEVEL")
 
     default_model: str | None = Field(None, alias="OPENCODE_MODEL")
     title_model: str | None = Field(None, alias="OPENCODE_TITLE_MODEL")
@@ -62,13 +65,16 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         return _split_csv(value) if isinstance(value, str) else value
 
-    @cached_property
-    def sqlite_path(self) -> str | None:
-        """The file path for a ``sqlite:///`` URL (``sqlite:///:memory:`` gives ``:memory:``)."""
-        prefix = "sqlite:///"
-        if not self.database_url.startswith(prefix):
-            return None
-        return self.database_url[len(prefix) :]
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_log_level(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            known = ", ".join(LOG_LEVELS)
+            raise ValueError(f"OPENCODE_LOG_LEVEL={value!r} is not a log level; use one of {known}")
+        return level
 
 
 def _split_csv(raw: str) -> list[str]:

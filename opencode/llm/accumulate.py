@@ -11,16 +11,13 @@ cache-write price) plus completion tokens, reasoning included, at the output pri
 reasoning price where the map has one). A model missing from the map costs 0.0.
 """
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import opencode.core.env  # noqa: F401  (LiteLLM's offline settings, before LiteLLM loads)
-
-# isort: split
 import litellm
 
+from opencode.core.ids import new_id
 from opencode.llm.types import (
     Reasoning,
     ReasoningDelta,
@@ -96,7 +93,7 @@ class StepBuilder:
         if self.thinking:  # unsigned reasoning (OpenAI-compatible, Gemini)
             reasoning.append(Reasoning("".join(self.thinking)))
         calls = tuple(
-            ToolCall(p.id or f"call_{uuid.uuid4().hex[:24]}", p.name, "".join(p.arguments))
+            ToolCall(p.id or new_id("call"), p.name, "".join(p.arguments))
             for _, p in sorted(self.calls.items())
         )
         reported = self.finish_reason or "stop"

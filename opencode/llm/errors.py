@@ -4,21 +4,20 @@ Retryable exactly when a second attempt can help: 408, 409, 429, 5xx, connection
 timeouts and stalled streams. The provider's own ``Retry-After`` travels along when it sent one.
 """
 
+import asyncio
 import email.utils
 import json
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import httpx
-
-import opencode.core.env  # noqa: F401  (LiteLLM's offline settings, before LiteLLM loads)
-
-# isort: split
 import litellm
 
 from opencode.llm.types import ProviderError
+
+T = TypeVar("T")
 
 _TRANSPORT_ERRORS = (
     litellm.APIConnectionError,
@@ -62,6 +61,21 @@ def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
         retry_after=_retry_after(exc),
         context_overflow=overflow,
     )
+
+
+async def within_idle(provider_call: Awaitable[T], idle_timeout: float | None, provider: str) -> T:
+    """Await the provider within ``idle_timeout`` (None waits forever); any failure comes out
+    as a ``ProviderError``, a wait that runs out as a stalled stream. One deadline per wait
+    rather than one rescheduled across the stream: a deadline held across ``yield`` would count
+    the consumer's time as the provider's, and on expiry cancel whichever task was running."""
+    idle = asyncio.timeout(idle_timeout)
+    try:
+        async with idle:
+            return await provider_call
+    except Exception as exc:
+        if idle.expired() and idle_timeout is not None:
+            raise stalled_stream_error(provider, idle_timeout) from exc
+        raise to_provider_error(exc, provider) from exc
 
 
 def stalled_stream_error(provider: str, idle_timeout: float) -> ProviderError:

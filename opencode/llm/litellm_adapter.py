@@ -10,22 +10,16 @@ reached the user.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
-
-import opencode.core.env  # noqa: F401  (LiteLLM's offline settings, before LiteLLM loads)
-
-# isort: split
 import litellm
 
 from opencode.llm.accumulate import StepBuilder
-from opencode.llm.errors import stalled_stream_error, to_provider_error
-from opencode.llm.messages import to_litellm_messages, to_litellm_tool
+from opencode.llm.errors import within_idle
+from opencode.llm.messages import chat_fields
 from opencode.llm.types import ModelRequest, ReasoningDelta, StreamChunk, TextDelta
-
-T = TypeVar("T")
 
 litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner printed per error
 
@@ -38,7 +32,7 @@ class LiteLLMClient:
 
     ``idle_timeout`` bounds every wait on the provider (the call, then each chunk); a stream
     that goes quiet for longer is closed and fails with a retryable ``ProviderError``. None
-    waits forever.
+    waits forever. (LiteLLM's own ``timeout`` would do, but its Gemini path ignores it.)
     """
 
     def __init__(self, *, idle_timeout: float | None = 300.0) -> None:
@@ -47,49 +41,35 @@ class LiteLLMClient:
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         provider = request.model.split("/", 1)[0]
         kwargs = completion_kwargs(request)
-        response = await self._wait(litellm.acompletion(**kwargs), provider)
+        idle = self.idle_timeout
+        response = await within_idle(litellm.acompletion(**kwargs), idle, provider)
         try:
             step = StepBuilder()
-            while (chunk := await self._wait(anext(response, None), provider)) is not None:
+            while (chunk := await within_idle(anext(response, None), idle, provider)) is not None:
                 for delta in add_litellm_chunk(step, chunk):
                     yield delta
             yield step.output(request.model)
         finally:
             await _close_stream(response)
 
-    async def _wait(self, provider_call: Awaitable[T], provider: str) -> T:
-        """Await the provider, within ``idle_timeout``. LiteLLM's ``timeout`` would do, but its
-        Gemini path ignores it. One deadline per wait rather than one rescheduled across the
-        stream: a deadline held across ``yield`` would count the consumer's time as the
-        provider's, and on expiry cancel whichever task happened to be running."""
-        idle = asyncio.timeout(self.idle_timeout)
-        try:
-            async with idle:
-                return await provider_call
-        except Exception as exc:
-            if idle.expired() and self.idle_timeout is not None:
-                raise stalled_stream_error(provider, self.idle_timeout) from exc
-            raise to_provider_error(exc, provider) from exc
-
 
 def completion_kwargs(request: ModelRequest) -> dict[str, Any]:
     """Arguments for ``litellm.acompletion``; ``request.extra`` cannot switch off streaming,
     usage reporting or the no-hidden-retries rule."""
-    kwargs: dict[str, Any] = {"model": request.model, "messages": to_litellm_messages(request)}
-    if request.tools:
-        kwargs["tools"] = [to_litellm_tool(spec) for spec in request.tools]
-        kwargs.update(skip_mcp_gateway())
+    options: dict[str, Any] = skip_mcp_gateway() if request.tools else {}
     if request.api_key:
-        kwargs["api_key"] = request.api_key
+        options["api_key"] = request.api_key
     if request.api_base:
-        kwargs["api_base"] = request.api_base
+        options["api_base"] = request.api_base
     if request.max_tokens:
-        kwargs["max_tokens"] = request.max_tokens
-    kwargs.update(request.extra)
-    # Without include_usage OpenAI sends no usage chunk, so tokens and cost would read 0.
-    kwargs.update(stream=True, stream_options={"include_usage": True})
-    kwargs.update(num_retries=0, max_retries=0)
-    return kwargs
+        options["max_tokens"] = request.max_tokens
+    options.update(request.extra)
+    return {
+        "model": request.model,
+        **chat_fields(request, options),
+        "num_retries": 0,
+        "max_retries": 0,
+    }
 
 
 def skip_mcp_gateway() -> dict[str, Any]:

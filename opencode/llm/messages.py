@@ -4,9 +4,23 @@ Replaying an assistant turn is where providers differ (what happens to its reaso
 difference is a named helper below.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from opencode.llm.types import ChatMessage, ModelRequest, Reasoning, ToolSpec
+
+
+def chat_fields(request: ModelRequest, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The chat completions fields both clients send: messages and tools, then ``options`` (the
+    client's own and ``request.extra``, which may override them), then streaming with usage,
+    which nothing can switch off."""
+    fields: dict[str, Any] = {"messages": to_litellm_messages(request)}
+    if request.tools:
+        fields["tools"] = [to_litellm_tool(spec) for spec in request.tools]
+    fields.update(options)
+    # Without include_usage OpenAI sends no usage chunk, so tokens and cost would read 0.
+    fields.update(stream=True, stream_options={"include_usage": True})
+    return fields
 
 
 def to_litellm_messages(request: ModelRequest) -> list[dict[str, Any]]:

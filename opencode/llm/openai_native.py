@@ -20,15 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-
-import opencode.core.env  # noqa: F401  (LiteLLM's offline settings, before LiteLLM loads)
-
-# isort: split
 import litellm
 
 from opencode.llm.accumulate import StepBuilder
-from opencode.llm.errors import stalled_stream_error, to_provider_error
-from opencode.llm.messages import to_litellm_messages, to_litellm_tool
+from opencode.llm.errors import to_provider_error, within_idle
+from opencode.llm.messages import chat_fields
 from opencode.llm.types import ModelRequest, ProviderError, ReasoningDelta, StreamChunk, TextDelta
 
 # What the HTTP exchange hands the stream: each read of the body, then None, or what failed it.
@@ -99,15 +95,8 @@ class OpenAIStreamClient:
             yield payload
 
     async def _next(self, reads: Reads) -> bytes | None:
-        """The next read of the body (None at its end), within ``idle_timeout``: one deadline
-        per wait, never across a ``yield``, which would count the consumer's time as the
-        provider's."""
-        idle = asyncio.timeout(self.idle_timeout)
-        try:
-            async with idle:
-                read = await reads.get()
-        except TimeoutError as exc:  # only expires when idle_timeout is set
-            raise stalled_stream_error(PROVIDER, self.idle_timeout or 0.0) from exc
+        """The next read of the body (None at its end), within ``idle_timeout``."""
+        read = await within_idle(reads.get(), self.idle_timeout, PROVIDER)
         if isinstance(read, Exception):
             raise to_provider_error(read, PROVIDER) from read
         return read
@@ -156,18 +145,11 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 def request_body(request: ModelRequest) -> dict[str, Any]:
     """The chat completions body; ``request.extra`` is passed through (e.g. ``reasoning_effort``)
     but cannot switch off streaming or usage reporting."""
-    body: dict[str, Any] = {
-        "model": request.model.split("/", 1)[1],
-        "messages": to_litellm_messages(request),
-    }
-    if request.tools:
-        body["tools"] = [to_litellm_tool(spec) for spec in request.tools]
+    options: dict[str, Any] = {}
     if request.max_tokens:
-        body[max_tokens_field(request.api_base)] = request.max_tokens
-    body.update((k, v) for k, v in request.extra.items() if k not in LITELLM_ONLY_KEYS)
-    # Without include_usage OpenAI sends no usage chunk, so tokens and cost would read 0.
-    body.update(stream=True, stream_options={"include_usage": True})
-    return body
+        options[max_tokens_field(request.api_base)] = request.max_tokens
+    options.update((k, v) for k, v in request.extra.items() if k not in LITELLM_ONLY_KEYS)
+    return {"model": request.model.split("/", 1)[1], **chat_fields(request, options)}
 
 
 def max_tokens_field(api_base: str | None) -> str:

@@ -1,13 +1,12 @@
 """Retrying a model step, but only while nothing has reached the user yet."""
 
 import asyncio
-import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from opencode.llm.types import ModelClient, ModelRequest, ProviderError, StreamChunk
 
-OnRetry = Callable[[int, ProviderError, float], Awaitable[None] | None]
+OnRetry = Callable[[int, ProviderError, float], None]
 
 
 class RetryingClient:
@@ -17,7 +16,7 @@ class RetryingClient:
 
     The delay is the provider's ``retry_after`` when it sent one, else ``base_delay * 2**n``
     with jitter (each wait is 50-100% of that); both are capped at ``max_delay``. ``on_retry``
-    hears ``(retry number from 1, error, delay)`` before each wait; it may be sync or async.
+    hears ``(retry number from 1, error, delay)`` before each wait.
     """
 
     def __init__(
@@ -55,7 +54,8 @@ class RetryingClient:
                 await _aclose(attempt)
             delay = self.delay(retries, failure)
             retries += 1
-            await self._notify(retries, failure, delay)
+            if self._on_retry is not None:
+                self._on_retry(retries, failure, delay)
             await self._sleep(delay)
 
     def delay(self, retries_so_far: int, error: ProviderError) -> float:
@@ -63,13 +63,6 @@ class RetryingClient:
             return min(max(error.retry_after, 0.0), self.max_delay)
         backoff = min(self.base_delay * 2**retries_so_far, self.max_delay)
         return backoff * random.uniform(0.5, 1.0)
-
-    async def _notify(self, retry: int, error: ProviderError, delay: float) -> None:
-        if self._on_retry is None:
-            return
-        result = self._on_retry(retry, error, delay)
-        if inspect.isawaitable(result):
-            await result
 
 
 async def _aclose(stream: AsyncIterator[StreamChunk]) -> None:

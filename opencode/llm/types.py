@@ -35,7 +35,6 @@ class ChatMessage:
     reasoning: tuple[Reasoning, ...] = ()
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None  # role == "tool"
-    name: str | None = None  # tool name, role == "tool"
     is_error: bool = False  # role == "tool"
 
 
@@ -62,10 +61,6 @@ class Usage:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
         )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-import opencode.core.env  # noqa: F401  (LiteLLM must stay offline; it is imported lazily below)
 from opencode.core.errors import BadRequest, NotFound
 from opencode.core.settings import Settings
 from opencode.schemas.providers import ModelInfo, ModelList, ProviderDetail, ProviderInfo

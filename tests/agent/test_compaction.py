@@ -107,7 +107,7 @@ def test_summary_request_lists_the_current_todos():
 
 
 def tool(call_id: str, size: int) -> ChatMessage:
-    return ChatMessage("tool", "o" * size, tool_call_id=call_id, name="webfetch")
+    return ChatMessage("tool", "o" * size, tool_call_id=call_id)
 
 
 def test_pruning_replaces_old_tool_outputs_beyond_the_budget():

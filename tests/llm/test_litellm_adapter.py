@@ -209,9 +209,7 @@ def _history(out: StepOutput, *, is_error: bool = False) -> tuple[ChatMessage, .
     return (
         *USER,
         ChatMessage("assistant", out.text, out.reasoning, out.tool_calls),
-        ChatMessage(
-            "tool", "no such file", tool_call_id=call.id, name=call.name, is_error=is_error
-        ),
+        ChatMessage("tool", "no such file", tool_call_id=call.id, is_error=is_error),
     )
 
 

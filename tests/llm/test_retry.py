@@ -50,7 +50,7 @@ async def test_rate_limit_waits_retry_after_then_succeeds(
     )
     heard: list[tuple[int, int | None, float]] = []
 
-    async def on_retry(retry: int, error: ProviderError, delay: float) -> None:
+    def on_retry(retry: int, error: ProviderError, delay: float) -> None:
         heard.append((retry, error.status_code, delay))
 
     chunks = await run(retrying(sleeps, on_retry=on_retry), request)
