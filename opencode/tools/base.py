@@ -4,7 +4,7 @@ Tools see the outside world only through ``ToolContext``, whose collaborators ar
 implemented by the service layer (so tools never import storage or HTTP code).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
@@ -35,7 +35,6 @@ class ToolContext:
     call_id: str
     todos: TodoList | None = None
     questions: QuestionAsker | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Tool:

@@ -6,14 +6,17 @@ Response shapes are parsed with small pydantic models that ignore fields we do n
 """
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from opencode.core.errors import OpencodeError
 from opencode.tools.base import ToolError
+from opencode.tools.text import collapse_whitespace
 
 SearchProvider = Literal["tavily", "brave", "exa", "searxng", "duckduckgo"]
 
@@ -40,17 +43,31 @@ class SearchBackend(Protocol):
 
 
 class HttpBackend:
-    """Shared request and error handling; subclasses build the request and read the reply."""
+    """Shared request and error handling; subclasses build the request and read the reply.
+
+    A backend is configured by one setting (an API key or, for SearXNG, a URL).
+    """
 
     name: ClassVar[SearchProvider]
-    key_env: ClassVar[str | None] = None  # the variable to check when the key is rejected
+    key_env: ClassVar[str]  # the variable that configures it, named in error messages
+    settings_field: ClassVar[str]  # the ``Settings`` field read from ``key_env``
 
-    def __init__(self, *, timeout: float = HTTP_TIMEOUT) -> None:
+    def __init__(self, api_key: str | None = None, *, timeout: float = HTTP_TIMEOUT) -> None:
+        self._api_key = api_key
         self._timeout = timeout
+        self._ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_setting(cls, value: str) -> Self:
+        """The backend configured by its setting's value; ``OpencodeError`` when unusable."""
+        return cls(value)
 
     async def _send(self, request: httpx.Request, model: type[ResponseT]) -> ResponseT:
+        if self._ssl_context is None:  # loading the CA bundle takes a moment: once per backend
+            self._ssl_context = await asyncio.to_thread(httpx.create_ssl_context)
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            # A client per search: tools have no shutdown hook that could close a shared one.
+            async with httpx.AsyncClient(timeout=self._timeout, verify=self._ssl_context) as client:
                 response = await client.send(request)
         except httpx.TimeoutException as exc:
             raise ToolError(
@@ -85,14 +102,16 @@ class HttpBackend:
         )
 
 
-class _TavilyResult(BaseModel):
+class _ContentResult(BaseModel):
     title: str | None = None
     url: str
     content: str | None = None
 
 
-class _TavilyResponse(BaseModel):
-    results: list[_TavilyResult]
+class _ContentResponse(BaseModel):
+    """The reply shape Tavily and SearXNG share (as far as this tool reads it)."""
+
+    results: list[_ContentResult]
 
 
 class TavilyBackend(HttpBackend):
@@ -100,11 +119,8 @@ class TavilyBackend(HttpBackend):
 
     name = "tavily"
     key_env = "TAVILY_API_KEY"
+    settings_field = "tavily_api_key"
     url = "https://api.tavily.com/search"
-
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._api_key = api_key
 
     async def search(self, query: str, max_results: int) -> list[SearchHit]:
         request = httpx.Request(
@@ -113,7 +129,7 @@ class TavilyBackend(HttpBackend):
             headers={"Authorization": f"Bearer {self._api_key}"},
             json={"query": query, "max_results": max_results},
         )
-        reply = await self._send(request, _TavilyResponse)
+        reply = await self._send(request, _ContentResponse)
         return [hit(r.title, r.url, r.content) for r in reply.results]
 
 
@@ -136,11 +152,8 @@ class BraveBackend(HttpBackend):
 
     name = "brave"
     key_env = "BRAVE_API_KEY"
+    settings_field = "brave_api_key"
     url = "https://api.search.brave.com/res/v1/web/search"
-
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._api_key = api_key
 
     async def search(self, query: str, max_results: int) -> list[SearchHit]:
         request = httpx.Request(
@@ -172,11 +185,8 @@ class ExaBackend(HttpBackend):
 
     name = "exa"
     key_env = "EXA_API_KEY"
+    settings_field = "exa_api_key"
     url = "https://api.exa.ai/search"
-
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._api_key = api_key
 
     async def search(self, query: str, max_results: int) -> list[SearchHit]:
         # Highlights are query-relevant excerpts; ``text`` would be the whole page.
@@ -196,27 +206,29 @@ def _exa_snippet(result: _ExaResult) -> str | None:
     return result.summary or result.text
 
 
-class _SearxngResult(BaseModel):
-    title: str | None = None
-    url: str
-    content: str | None = None
-
-
-class _SearxngResponse(BaseModel):
-    results: list[_SearxngResult]
-
-
 class SearxngBackend(HttpBackend):
     """``GET {SEARXNG_URL}/search?format=json``: a self-hosted SearXNG instance's JSON API.
 
-    SearXNG has no ``count`` parameter (a page is ~20 results), so we keep the first few.
+    SearXNG has no ``count`` parameter (a page is ~20 results); the tool keeps the first few.
     """
 
     name = "searxng"
+    key_env = "SEARXNG_URL"
+    settings_field = "searxng_url"
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, base_url: str, *, timeout: float = HTTP_TIMEOUT) -> None:
+        super().__init__(timeout=timeout)
         self._base_url = base_url.rstrip("/")
+
+    @classmethod
+    def from_setting(cls, value: str) -> Self:
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise OpencodeError(
+                f"SEARXNG_URL {value!r} is not an http(s) URL; set it to the instance's base "
+                "URL, e.g. http://localhost:8080."
+            )
+        return cls(value)
 
     async def search(self, query: str, max_results: int) -> list[SearchHit]:
         request = httpx.Request(
@@ -225,8 +237,8 @@ class SearxngBackend(HttpBackend):
             params={"q": query, "format": "json"},
             headers={"Accept": "application/json"},
         )
-        reply = await self._send(request, _SearxngResponse)
-        return [hit(r.title, r.url, r.content, html=True) for r in reply.results[:max_results]]
+        reply = await self._send(request, _ContentResponse)
+        return [hit(r.title, r.url, r.content, html=True) for r in reply.results]
 
     def _status_error(self, response: httpx.Response) -> str:
         if response.status_code == 403:
@@ -297,7 +309,7 @@ def _is_no_results(exc: Exception, base: type[Exception]) -> bool:
 
 
 def hit(title: str | None, url: str, snippet: str | None, *, html: bool = False) -> SearchHit:
-    clean = plain_text if html else _squash
+    clean = plain_text if html else collapse_whitespace
     return SearchHit(title=clean(title or "") or url, url=url, snippet=clean(snippet or ""))
 
 
@@ -306,7 +318,7 @@ def plain_text(html: str) -> str:
     parser = _TextCollector()
     parser.feed(html)
     parser.close()
-    return _squash("".join(parser.parts))
+    return collapse_whitespace("".join(parser.parts))
 
 
 class _TextCollector(HTMLParser):
@@ -318,21 +330,17 @@ class _TextCollector(HTMLParser):
         self.parts.append(data)
 
 
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _error_detail(response: httpx.Response) -> str:
     """The service's own error message, from JSON bodies like ``{"detail": {"error": ...}}``
     (Tavily), ``{"error": {"detail": ...}}`` (Brave) or ``{"error": ...}`` (Exa)."""
     try:
         node: Any = response.json()
     except ValueError:
-        return _squash(response.text)[:_ERROR_DETAIL_CHARS]
+        return collapse_whitespace(response.text)[:_ERROR_DETAIL_CHARS]
     for _ in range(3):
         if isinstance(node, str):
             return node[:_ERROR_DETAIL_CHARS]
         if not isinstance(node, dict):
             break
         node = next((node[k] for k in ("detail", "error", "message") if k in node), None)
-    return _squash(response.text)[:_ERROR_DETAIL_CHARS]
+    return collapse_whitespace(response.text)[:_ERROR_DETAIL_CHARS]

@@ -97,4 +97,4 @@ def _todo_list(ctx: ToolContext) -> TodoList:
 
 
 def _to_json(todos: list[dict[str, Any]]) -> str:
-    return json.dumps(todos, indent=2, ensure_ascii=False) if todos else "[]"
+    return json.dumps(todos, indent=2, ensure_ascii=False)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from opencode.core.settings import Settings
 from opencode.tools.base import Tool, ToolContext, ToolError
 from opencode.tools.netguard import AddressPolicy, AddressRefused, GuardedTransport, HostNotFound
+from opencode.tools.text import collapse_whitespace
 from opencode.tools.webpage import Format, Kind, Page, decode, html_to_text, render
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -80,22 +81,23 @@ class WebFetch(Tool):
         seconds = min(params.timeout or DEFAULT_TIMEOUT, MAX_TIMEOUT)
         try:
             async with asyncio.timeout(seconds):
-                page = await self._fetch(url, params.format, seconds)
-        except (TimeoutError, httpx.TimeoutException):
+                page = await self._fetch(url, params.format)
+        except TimeoutError:
             raise ToolError(
                 f"Timed out after {seconds:g} s fetching {url}. Retry with a larger timeout "
                 f"(at most {MAX_TIMEOUT:g} s) or try another URL."
             ) from None
         return await asyncio.to_thread(render, page, params.format, self._max_chars)
 
-    async def _fetch(self, start: httpx.URL, fmt: Format, seconds: float) -> Page:
+    async def _fetch(self, start: httpx.URL, fmt: Format) -> Page:
         if self._ssl_context is None:  # loading the CA bundle takes a moment: once per tool
             self._ssl_context = await asyncio.to_thread(httpx.create_ssl_context)
         transport = GuardedTransport(self._policy, self._network, self._ssl_context)
         headers = {"User-Agent": _USER_AGENT, "Accept": _ACCEPT[fmt]}
         url = start
+        # No httpx timeouts: the caller's deadline covers the whole fetch, redirects included.
         async with httpx.AsyncClient(
-            transport=transport, headers=headers, timeout=seconds, trust_env=False
+            transport=transport, headers=headers, timeout=None, trust_env=False
         ) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 try:
@@ -111,8 +113,6 @@ class WebFetch(Tool):
                     ) from None
                 except HostNotFound as exc:
                     raise ToolError(f"Could not fetch {url}: {exc}. Check the host name.") from None
-                except httpx.TimeoutException:
-                    raise
                 except httpx.HTTPError as exc:
                     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                     raise ToolError(f"Could not fetch {url}: {reason}.") from None
@@ -185,7 +185,7 @@ async def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     text = decode(bytes(body), response.charset_encoding)
     if _kind(response.headers.get("content-type", "")) == "html":
         text = html_to_text(text)
-    text = " ".join(text.split())
+    text = collapse_whitespace(text)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

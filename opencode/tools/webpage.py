@@ -18,6 +18,7 @@ import charset_normalizer
 from html_to_markdown import ConversionError, ConversionOptions, PreprocessingOptions, convert
 
 from opencode.tools.base import ToolError
+from opencode.tools.text import collapse_whitespace
 
 Format = Literal["markdown", "text", "html"]
 Kind = Literal["html", "json", "text"]
@@ -112,7 +113,7 @@ def _readable_within(
 def readable(html: str, base_url: str, fmt: Literal["markdown", "text"]) -> tuple[str, str]:
     """The page's title and its content as Markdown or plain text, without the noise."""
     result = convert(html, _options(fmt, base_url))
-    title = " ".join((result.metadata.document.title or "").split())
+    title = collapse_whitespace(result.metadata.document.title or "")
     body = result.content or ""
     if fmt == "markdown":
         body = _FRONT_MATTER.sub("", body, count=1)

@@ -18,6 +18,7 @@ from opencode.tools.search_backends import (
     BraveBackend,
     DuckDuckGoBackend,
     ExaBackend,
+    HttpBackend,
     SearchBackend,
     SearchHit,
     SearchProvider,
@@ -30,12 +31,12 @@ PROVIDER_ENV = "OPENCODE_SEARCH_PROVIDER"
 DEFAULT = "default"
 SNIPPET_CHARS = 300
 
-# Provider, the variable that configures it, and its Settings field; in auto-selection order.
-_CONFIGURED_BY: tuple[tuple[SearchProvider, str, str], ...] = (
-    ("tavily", "TAVILY_API_KEY", "tavily_api_key"),
-    ("brave", "BRAVE_API_KEY", "brave_api_key"),
-    ("exa", "EXA_API_KEY", "exa_api_key"),
-    ("searxng", "SEARXNG_URL", "searxng_url"),
+# The backends a setting configures, in auto-selection order; DuckDuckGo needs none.
+CONFIGURED_BACKENDS: tuple[type[HttpBackend], ...] = (
+    TavilyBackend,
+    BraveBackend,
+    ExaBackend,
+    SearxngBackend,
 )
 
 DESCRIPTION = """\
@@ -92,43 +93,32 @@ def choose_search_provider(settings: Settings) -> SearchChoice:
                 f"use one of: {', '.join(SEARCH_PROVIDERS)}."
             )
         provider: SearchProvider = explicit  # type: ignore[assignment]
-        for name, env, field in _CONFIGURED_BY:
-            if name == provider and not _setting(settings, field):
-                raise OpencodeError(
-                    f"{PROVIDER_ENV}={provider} needs {env}; set it, or choose another "
-                    f"provider ({', '.join(SEARCH_PROVIDERS)})."
-                )
+        backend = _configured_backend(provider)
+        if backend and not _setting(settings, backend):
+            raise OpencodeError(
+                f"{PROVIDER_ENV}={provider} needs {backend.key_env}; set it, or choose another "
+                f"provider ({', '.join(SEARCH_PROVIDERS)})."
+            )
         return SearchChoice(provider, PROVIDER_ENV)
-    for name, env, field in _CONFIGURED_BY:
-        if _setting(settings, field):
-            return SearchChoice(name, env)
+    for backend in CONFIGURED_BACKENDS:
+        if _setting(settings, backend):
+            return SearchChoice(backend.name, backend.key_env)
     return SearchChoice("duckduckgo", DEFAULT)
 
 
 def build_backend(provider: SearchProvider, settings: Settings) -> SearchBackend:
-    if provider == "tavily":
-        return TavilyBackend(_setting(settings, "tavily_api_key"))
-    if provider == "brave":
-        return BraveBackend(_setting(settings, "brave_api_key"))
-    if provider == "exa":
-        return ExaBackend(_setting(settings, "exa_api_key"))
-    if provider == "searxng":
-        return SearxngBackend(_searxng_url(_setting(settings, "searxng_url")))
-    return DuckDuckGoBackend()
+    backend = _configured_backend(provider)
+    if backend is None:
+        return DuckDuckGoBackend()
+    return backend.from_setting(_setting(settings, backend))
 
 
-def _setting(settings: Settings, field: str) -> str:
-    return (getattr(settings, field) or "").strip()
+def _configured_backend(provider: SearchProvider) -> type[HttpBackend] | None:
+    return next((backend for backend in CONFIGURED_BACKENDS if backend.name == provider), None)
 
 
-def _searxng_url(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
-        raise OpencodeError(
-            f"SEARXNG_URL {url!r} is not an http(s) URL; set it to the instance's base URL, "
-            "e.g. http://localhost:8080."
-        )
-    return url
+def _setting(settings: Settings, backend: type[HttpBackend]) -> str:
+    return (getattr(settings, backend.settings_field) or "").strip()
 
 
 def format_results(query: str, provider: str, hits: list[SearchHit]) -> str:
