@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from opencode.agent.history import arguments_text
 from opencode.llm.types import ChatMessage
 from opencode.storage.base import MessageRecord
 
@@ -154,16 +155,13 @@ def _render_part(part: dict[str, Any]) -> list[str]:
     if kind == "text" and part.get("text"):
         return [f"[assistant]\n{_clip(part['text'], _TRANSCRIPT_TEXT_CHARS)}"]
     if kind == "tool":
-        arguments = part.get("arguments")
-        arguments = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        arguments = arguments_text(part.get("arguments"))
         output = part.get("output") or ("(no result)" if part.get("state") != "error" else "")
         label = "tool error" if part.get("state") == "error" else "tool result"
         return [
             f"[tool call] {part.get('name')}({_clip(arguments, _TRANSCRIPT_TOOL_CHARS)})",
             f"[{label}]\n{_clip(output, _TRANSCRIPT_TOOL_CHARS)}",
         ]
-    if kind == "compaction":
-        return [f"[earlier summary]\n{part.get('summary', '')}"]
     return []
 
 
@@ -173,9 +171,8 @@ def _record_chars(record: MessageRecord) -> int:
     chars = 0
     for part in record.parts:
         chars += len(part.get("text") or "") + len(part.get("output") or "")
-        arguments = part.get("arguments")
-        if arguments is not None:
-            chars += len(arguments if isinstance(arguments, str) else json.dumps(arguments))
+        if part.get("arguments") is not None:
+            chars += len(arguments_text(part["arguments"]))
     return chars
 
 

@@ -16,7 +16,7 @@ def frame(event_id: int | None, event: BaseModel) -> ServerSentEvent:
 
 
 def sse_response(
-    frames: AsyncIterator[ServerSentEvent], *, keepalive: float, headers: dict | None = None
+    frames: AsyncIterator[ServerSentEvent], *, keepalive: float
 ) -> EventSourceResponse:
     """Stream ``frames``; a ``: ping`` comment goes out every ``keepalive`` seconds.
 
@@ -24,5 +24,5 @@ def sse_response(
     return EventSourceResponse(
         frames,
         ping=keepalive,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

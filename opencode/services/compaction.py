@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel
-
 from opencode.agent.compaction import (
     SUMMARY_PROMPT,
     estimate_tokens,
@@ -23,9 +21,10 @@ from opencode.agent.compaction import (
     summary_request,
 )
 from opencode.agent.history import build_history
-from opencode.core.errors import Conflict, NotFound, OpencodeError, UpstreamError
-from opencode.core.ids import new_id, utc_now
+from opencode.core.errors import Conflict, OpencodeError, UpstreamError
+from opencode.core.ids import utc_now
 from opencode.events.bus import EventBus
+from opencode.llm.complete import complete
 from opencode.llm.types import (
     ChatMessage,
     ModelClient,
@@ -33,15 +32,17 @@ from opencode.llm.types import (
     ProviderError,
     StepOutput,
 )
-from opencode.schemas.events import CompactionEvent
+from opencode.schemas.events import CompactionEvent, StreamEvent
 from opencode.schemas.sessions import CompactionStatusOut
 from opencode.services.providers import ProviderCatalog, ResolvedModel
+from opencode.services.records import new_message, require_session
+from opencode.services.views import compaction_status_out
 from opencode.storage.base import CompactionRecord, CompactionTrigger, MessageRecord, Store
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "Interrupted: the server stopped while compacting."
-Emit = Callable[[BaseModel], None]
+Emit = Callable[[StreamEvent], None]
 
 
 @dataclass(frozen=True)
@@ -110,24 +111,8 @@ class Compactor:
         self.policy = policy
 
     async def status(self, session_id: str) -> CompactionStatusOut:
-        if await self._store.get_session(session_id) is None:
-            raise NotFound(f"No session with id {session_id}.")
-        state = await self._store.get_compaction(session_id)
-        if state is None:
-            return CompactionStatusOut(session_id=session_id, status="idle")
-        return CompactionStatusOut(
-            session_id=session_id,
-            status=state.status,
-            trigger=state.trigger,
-            started_at=state.started_at,
-            last_compacted_at=state.finished_at,
-            messages_folded=state.messages_folded,
-            tokens_before=state.tokens_before,
-            tokens_after=state.tokens_after,
-            summary_message_id=state.summary_message_id,
-            compactions=state.compactions,
-            error=state.error,
-        )
+        await require_session(self._store, session_id)
+        return compaction_status_out(session_id, await self._store.get_compaction(session_id))
 
     async def load(self, session_id: str) -> Context:
         state = await self._store.get_compaction(session_id)
@@ -257,14 +242,7 @@ class Compactor:
             api_base=model.api_base,
             max_tokens=self.policy.summary_max_tokens,
         )
-        output: StepOutput | None = None
-        stream = self._client.stream(request)
-        try:
-            async for chunk in stream:
-                if isinstance(chunk, StepOutput):
-                    output = chunk
-        finally:
-            await stream.aclose()
+        output = await complete(self._client, request)
         if output is None or not output.text.strip():
             raise OpencodeError("The model returned an empty summary.", status_code=502)
         return output
@@ -274,16 +252,12 @@ class Compactor:
     ) -> MessageRecord:
         """The summary message goes at the end of the session, where the compaction happened;
         its tokens and cost count like any step's."""
-        now = utc_now()
         summary = output.text.strip()
         record = await self._store.add_message(
-            MessageRecord(
-                id=new_id("msg"),
-                session_id=state.session_id,
-                role="assistant",
-                created_at=now,
-                updated_at=now,
-                status="completed",
+            new_message(
+                state.session_id,
+                "assistant",
+                "completed",
                 parts=[_summary_part(state, summary)],
                 content=summary,
                 model=model.ref,

@@ -44,17 +44,18 @@ class Draft:
     def reasoning(self, delta: str) -> None:
         self._append("reasoning", delta)
 
-    def tool_called(self, call: ToolCall) -> None:
-        self._add(
-            {
-                "type": "tool",
-                "call_id": call.id,
-                "name": call.name,
-                "arguments": parse_arguments(call.arguments),
-                "state": "pending",
-                "output": None,
-            }
-        )
+    def tool_called(self, call: ToolCall) -> dict[str, Any]:
+        """Add the call's part (arguments parsed) and return it."""
+        part = {
+            "type": "tool",
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": parse_arguments(call.arguments),
+            "state": "pending",
+            "output": None,
+        }
+        self._add(part)
+        return part
 
     def step_finish(self, step_number: int, output: StepOutput) -> None:
         """Record usage; replace streamed reasoning with the final blocks (they carry the
@@ -88,6 +89,14 @@ class Draft:
                 part["state"] = "error" if result.is_error else "completed"
                 part["output"] = result.text
                 return
+
+    def interrupt_tools(self, output: str) -> None:
+        """Settle calls that never finished (the run was aborted or failed) as errors, so the
+        stored message shows no tool still running."""
+        for part in self.parts:
+            if part["type"] == "tool" and part["state"] in ("pending", "running"):
+                part["state"] = "error"
+                part["output"] = output
 
     def usage_dict(self) -> dict[str, int]:
         return asdict(self.usage)

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
-
 from opencode.agent.events import (
     AgentEvent,
     ReasoningChunk,
@@ -24,6 +22,7 @@ from opencode.agent.events import (
     ToolFinished,
     TurnFinished,
 )
+from opencode.agent.history import INTERRUPTED
 from opencode.agent.loop import Turn, run_turn
 from opencode.core.errors import OpencodeError
 from opencode.events.bus import EventBus
@@ -36,12 +35,13 @@ from opencode.schemas.events import (
     ReasoningEvent,
     StepFinish,
     StepStart,
+    StreamEvent,
     TextEvent,
     ToolCallEvent,
     ToolCallOut,
     ToolResultEvent,
 )
-from opencode.services.draft import Draft, parse_arguments
+from opencode.services.draft import Draft
 from opencode.services.providers import ResolvedModel
 from opencode.services.questions import QuestionBroker
 from opencode.services.todos import TodoService
@@ -58,16 +58,15 @@ FLUSH_INTERVAL = 1.0  # seconds between draft writes while text streams
 class Run:
     session_id: str
     message_id: str
-    parent_id: str
     model: ResolvedModel
     draft: Draft = field(default_factory=Draft)
-    log: list[tuple[int, BaseModel]] = field(default_factory=list)
+    log: list[tuple[int, StreamEvent]] = field(default_factory=list)
     finished: bool = False
     task: asyncio.Task | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def emit(self, event: BaseModel) -> None:
+    def emit(self, event: StreamEvent) -> None:
         self.log.append((len(self.log) + 1, event))
         self._changed.set()
 
@@ -75,7 +74,7 @@ class Run:
         self.finished = True
         self._changed.set()
 
-    async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, BaseModel]]:
+    async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, StreamEvent]]:
         """Every event with id > ``after``, live, until the run is over."""
         sent = after
         while True:
@@ -147,12 +146,11 @@ class RunDriver:
             run.emit(StepStart(step_number=event.step_number, max_steps=self._max_steps))
             await self.flush()
         elif isinstance(event, ToolCalled):
-            draft.tool_called(event.call)
-            arguments = parse_arguments(event.call.arguments)
+            part = draft.tool_called(event.call)
             run.emit(
                 ToolCallEvent(
                     tool_call=ToolCallOut(
-                        id=event.call.id, name=event.call.name, arguments=arguments
+                        id=event.call.id, name=event.call.name, arguments=part["arguments"]
                     )
                 )
             )
@@ -233,6 +231,7 @@ class RunDriver:
 
     async def _final_flush(self, **fields: Any) -> MessageRecord | None:
         """The last write of a run; if the store fails, the stream must still end."""
+        self.run.draft.interrupt_tools(INTERRUPTED)
         try:
             return await self.flush(**fields)
         except Exception:

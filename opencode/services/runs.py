@@ -10,24 +10,25 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any
 
 from opencode.agent.loop import Turn
 from opencode.core.errors import BadRequest, Conflict, NotFound, OpencodeError
-from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
 from opencode.schemas.events import MessageStart
 from opencode.schemas.messages import MessageCreate
 from opencode.schemas.sessions import AbortOut, CompactionStatusOut
 from opencode.services.compaction import INTERRUPTED as COMPACTION_INTERRUPTED
-from opencode.services.compaction import Compactor
+from opencode.services.compaction import Compactor, Context
 from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
+from opencode.services.records import new_message, require_session
 from opencode.services.run_context import RunContext
 from opencode.services.run_driver import Run, RunDriver, RunTools, drive
 from opencode.services.todos import TodoService
-from opencode.storage.base import MessageRecord, MessageStatus, Store
+from opencode.services.views import compaction_status_out
+from opencode.storage.base import Store
 from opencode.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -87,13 +88,19 @@ class RunManager:
         self._compactor = compactor
         self._max_output_tokens = max_output_tokens
         self._runs: dict[str, Run | None] = {}  # None: reserved while a start is validating
-        self._compactions: dict[str, asyncio.Task[None]] = {}  # on-demand compactions
+        self._compactions: dict[str, asyncio.Task[Context]] = {}  # on-demand compactions
 
     def is_busy(self, session_id: str) -> bool:
         return session_id in self._runs or session_id in self._compactions
 
-    def active(self, session_id: str) -> Run | None:
-        return self._runs.get(session_id)
+    async def follow(self, session_id: str) -> Run:
+        """The run of the turn going on in this session: 404 for an unknown session, or
+        when nothing is running."""
+        await require_session(self._store, session_id)
+        run = self._runs.get(session_id)
+        if run is None:
+            raise NotFound(f"Nothing is running in session {session_id}.")
+        return run
 
     async def start(self, session_id: str, body: MessageCreate) -> Run:
         self._reserve(session_id)
@@ -114,9 +121,7 @@ class RunManager:
     async def compact(self, session_id: str) -> CompactionStatusOut:
         """Compact now, keeping only the latest exchange verbatim. The compaction is owned
         here, not by the request: a client that goes away does not cut it short."""
-        session = await self._store.get_session(session_id)
-        if session is None:
-            raise NotFound(f"No session with id {session_id}.")
+        session = await require_session(self._store, session_id)
         model = self._catalog.resolve(session_model=session.model)
         self._check_free(session_id)
         task = asyncio.create_task(self._compactor_task(session_id, model))
@@ -125,12 +130,11 @@ class RunManager:
         await asyncio.wait([task])  # unlike awaiting it, a cancelled request leaves it running
         if task.cancelled():
             raise Conflict(f"The compaction of session {session_id} was aborted.")
-        task.result()  # NothingToCompact or UpstreamError become the response
-        return await self._compactor.status(session_id)
+        compacted = task.result()  # NothingToCompact or UpstreamError become the response
+        return compaction_status_out(session_id, compacted.state)
 
     async def abort(self, session_id: str) -> AbortOut:
-        if await self._store.get_session(session_id) is None:
-            raise NotFound(f"No session with id {session_id}.")
+        await require_session(self._store, session_id)
         compaction = self._compactions.get(session_id)
         if compaction is not None:
             compaction.cancel()
@@ -164,13 +168,18 @@ class RunManager:
             await asyncio.wait(list(self._compactions.values()), timeout=ABORT_WAIT_SECONDS)
         await _cancel([run for run in self._runs.values() if run is not None and run.task])
 
-    async def _compactor_task(self, session_id: str, model: ResolvedModel) -> None:
-        self._bus.publish("session.status", session_id=session_id, status="busy")
+    async def _compactor_task(self, session_id: str, model: ResolvedModel) -> Context:
+        self._status(session_id, "busy")
         try:
-            await self._compactor.compact(session_id, model, trigger="manual", keep_messages=2)
+            return await self._compactor.compact(
+                session_id, model, trigger="manual", keep_messages=2
+            )
         finally:
             self._compactions.pop(session_id, None)
-            self._bus.publish("session.status", session_id=session_id, status="idle")
+            self._status(session_id, "idle")
+
+    def _status(self, session_id: str, status: str) -> None:
+        self._bus.publish("session.status", session_id=session_id, status=status)
 
     def _reserve(self, session_id: str) -> None:
         self._check_free(session_id)
@@ -191,9 +200,7 @@ class RunManager:
             )
 
     async def _prepare(self, session_id: str, body: MessageCreate) -> tuple[Run, Turn]:
-        session = await self._store.get_session(session_id)
-        if session is None:
-            raise NotFound(f"No session with id {session_id}.")
+        session = await require_session(self._store, session_id)
         model = self._catalog.resolve(
             provider_id=body.provider_id, model_id=body.model_id, session_model=session.model
         )
@@ -204,7 +211,7 @@ class RunManager:
         extra = self._reasoning_options(model, body.reasoning_effort)
         context = await self._compactor.load(session_id)
         user = await self._store.add_message(
-            _message(
+            new_message(
                 session_id,
                 "user",
                 "completed",
@@ -213,11 +220,11 @@ class RunManager:
             )
         )
         assistant = await self._store.add_message(
-            _message(session_id, "assistant", "running", parent_id=user.id, model=model.ref)
+            new_message(session_id, "assistant", "running", parent_id=user.id, model=model.ref)
         )
         if (body.provider_id or body.model_id) and session.model != model.ref:
             await self._store.update_session(session_id, model=model.ref)  # the choice sticks
-        run = Run(session_id=session_id, message_id=assistant.id, parent_id=user.id, model=model)
+        run = Run(session_id=session_id, message_id=assistant.id, model=model)
         run.emit(
             MessageStart(
                 message_id=assistant.id, parent_id=user.id, session_id=session_id, model=model.ref
@@ -227,7 +234,7 @@ class RunManager:
             self._bus.publish(
                 "message.created", session_id=session_id, id=record.id, role=record.role
             )
-        self._bus.publish("session.status", session_id=session_id, status="busy")
+        self._status(session_id, "busy")
         request = ModelRequest(
             model=model.litellm_model,
             messages=(*context.messages(), ChatMessage("user", body.content)),
@@ -262,26 +269,10 @@ class RunManager:
         finally:
             run.close()
             self._runs.pop(run.session_id, None)
-            self._bus.publish("session.status", session_id=run.session_id, status="idle")
+            self._status(run.session_id, "idle")
 
 
-def _message(
-    session_id: str, role: Literal["user", "assistant"], status: MessageStatus, **fields: Any
-) -> MessageRecord:
-    now = utc_now()
-    return MessageRecord(
-        id=new_id("msg"),
-        session_id=session_id,
-        role=role,
-        created_at=now,
-        updated_at=now,
-        status=status,
-        parts=fields.pop("parts", []),
-        **fields,
-    )
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
+def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
 

@@ -1,6 +1,6 @@
 """Sessions, their messages, cost and todos."""
 
-from opencode.core.errors import NotFound, OpencodeError
+from opencode.core.errors import OpencodeError
 from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
 from opencode.schemas.messages import MessagePage
@@ -13,6 +13,7 @@ from opencode.schemas.sessions import (
     TodoOut,
 )
 from opencode.services.providers import ProviderCatalog
+from opencode.services.records import require_session, session_not_found
 from opencode.services.runs import RunManager
 from opencode.services.views import message_out, session_out
 from opencode.storage.base import Order, SessionRecord, Store
@@ -49,7 +50,7 @@ class SessionService:
         return self._out(record)
 
     async def get(self, session_id: str) -> SessionOut:
-        return self._out(await self._record(session_id))
+        return self._out(await require_session(self._store, session_id))
 
     async def page(self, *, limit: int, offset: int) -> tuple[list[SessionOut], int]:
         records, total = await self._store.list_sessions(limit=limit, offset=offset)
@@ -58,22 +59,21 @@ class SessionService:
     async def update(self, session_id: str, body: SessionUpdate) -> SessionOut:
         record = await self._store.update_session(session_id, title=body.title)
         if record is None:
-            raise _not_found(session_id)
+            raise session_not_found(session_id)
         self._bus.publish("session.updated", id=record.id, title=record.title)
         return self._out(record)
 
     async def delete(self, session_id: str) -> None:
-        await self._record(session_id)
-        if self._runs.is_busy(session_id):
+        if self._runs.is_busy(session_id):  # abort answers 404 for an unknown id itself
             await self._runs.abort(session_id)
         if not await self._store.delete_session(session_id):
-            raise _not_found(session_id)
+            raise session_not_found(session_id)
         self._bus.publish("session.deleted", id=session_id)
 
     async def messages(
         self, session_id: str, *, limit: int | None, offset: int, order: Order
     ) -> MessagePage:
-        await self._record(session_id)
+        await require_session(self._store, session_id)
         records, total = await self._store.list_messages(
             session_id, limit=limit, offset=offset, order=order
         )
@@ -85,7 +85,7 @@ class SessionService:
         )
 
     async def cost(self, session_id: str) -> CostOut:
-        record = await self._record(session_id)
+        record = await require_session(self._store, session_id)
         models = await self._store.model_usage(session_id)
         return CostOut(
             session_id=session_id,
@@ -97,14 +97,8 @@ class SessionService:
         )
 
     async def todos(self, session_id: str) -> list[TodoOut]:
-        await self._record(session_id)
+        await require_session(self._store, session_id)
         return [TodoOut(**todo) for todo in await self._store.get_todos(session_id)]
-
-    async def _record(self, session_id: str) -> SessionRecord:
-        record = await self._store.get_session(session_id)
-        if record is None:
-            raise _not_found(session_id)
-        return record
 
     def _out(self, record: SessionRecord) -> SessionOut:
         return session_out(
@@ -116,7 +110,3 @@ class SessionService:
             return self._catalog.resolve(provider_id=None, model_id=None, session_model=None).ref
         except OpencodeError:
             return None  # no provider configured yet: the session still works for reading
-
-
-def _not_found(session_id: str) -> NotFound:
-    return NotFound(f"No session with id {session_id}.")

@@ -1,10 +1,12 @@
 """``POST /session/{id}/generate-title``: ask a model for a short title from the first message."""
 
-from opencode.core.errors import BadRequest, NotFound, UpstreamError
+from opencode.core.errors import BadRequest, UpstreamError
 from opencode.events.bus import EventBus
-from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError, StepOutput
+from opencode.llm.complete import complete
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
 from opencode.schemas.sessions import TitleOut
 from opencode.services.providers import ProviderCatalog
+from opencode.services.records import require_session
 from opencode.storage.base import Store
 
 TITLE_PROMPT = (
@@ -33,9 +35,7 @@ class TitleService:
         self._title_model = title_model
 
     async def generate(self, session_id: str) -> TitleOut:
-        session = await self._store.get_session(session_id)
-        if session is None:
-            raise NotFound(f"No session with id {session_id}.")
+        session = await require_session(self._store, session_id)
         first, _ = await self._store.list_messages(session_id, limit=1, offset=0, order="asc")
         if not first or not first[0].content.strip():
             raise BadRequest("This session has no message yet; send one before generating a title.")
@@ -57,14 +57,11 @@ class TitleService:
         return TitleOut(session_id=session_id, title=title)
 
     async def _complete(self, request: ModelRequest) -> str:
-        text = ""
         try:
-            async for chunk in self._client.stream(request):
-                if isinstance(chunk, StepOutput):
-                    text = chunk.text
+            output = await complete(self._client, request)
         except ProviderError as exc:
             raise UpstreamError(f"The title model failed: {exc.message}") from None
-        return text
+        return output.text if output else ""
 
 
 def clean_title(raw: str) -> str:

@@ -3,8 +3,8 @@
 from opencode.schemas.common import UsageOut
 from opencode.schemas.messages import MessageOut
 from opencode.schemas.questions import QuestionOut
-from opencode.schemas.sessions import SessionOut
-from opencode.storage.base import MessageRecord, QuestionRecord, SessionRecord
+from opencode.schemas.sessions import CompactionStatusOut, SessionOut
+from opencode.storage.base import CompactionRecord, MessageRecord, QuestionRecord, SessionRecord
 
 
 def session_out(record: SessionRecord, *, model: str | None, busy: bool) -> SessionOut:
@@ -52,4 +52,22 @@ def question_out(record: QuestionRecord) -> QuestionOut:
         status=record.status,
         created_at=record.created_at,
         answers=record.answers,
+    )
+
+
+def compaction_status_out(session_id: str, state: CompactionRecord | None) -> CompactionStatusOut:
+    if state is None:
+        return CompactionStatusOut(session_id=session_id, status="idle")
+    return CompactionStatusOut(
+        session_id=session_id,
+        status=state.status,
+        trigger=state.trigger,
+        started_at=state.started_at,
+        last_compacted_at=state.finished_at,
+        messages_folded=state.messages_folded,
+        tokens_before=state.tokens_before,
+        tokens_after=state.tokens_after,
+        summary_message_id=state.summary_message_id,
+        compactions=state.compactions,
+        error=state.error,
     )

@@ -142,7 +142,6 @@ async def migrate_sqlite(
     apply the same migration.
     """
     check_sequence(migrations)
-    await db.execute(_BOOKKEEPING)
     await db.execute("BEGIN IMMEDIATE")
     try:
         current = await schema_version(db)

@@ -7,7 +7,6 @@ another's statements on the shared connection.
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -28,6 +27,7 @@ from .base import (
     QuestionRecord,
     QuestionStatus,
     SessionRecord,
+    empty_usage,
 )
 from .migrations import migrate_sqlite
 from .sqlite_rows import (
@@ -57,6 +57,18 @@ MESSAGE_PAGE_SQL: dict[Order, str] = {
 }
 SESSION_PAGE_SQL = (
     f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+)
+# SQLite adds REAL as IEEE doubles, so ``total_cost + ?`` is exactly ``total += cost``.
+ADD_SESSION_USAGE_SQL = (
+    "UPDATE sessions SET total_cost = total_cost + ?, "
+    + ", ".join(f"{key} = {key} + ?" for key in USAGE_KEYS)
+    + " WHERE id = ?"
+)
+ADD_MODEL_USAGE_SQL = (
+    f"INSERT INTO model_usage (session_id, model, cost, steps, {TOKENS}) "
+    f"VALUES (?, ?, ?, 1, {', '.join('?' for _ in USAGE_KEYS)}) "
+    "ON CONFLICT (session_id, model) DO UPDATE SET cost = cost + excluded.cost, steps = steps + 1, "
+    + ", ".join(f"{key} = {key} + excluded.{key}" for key in USAGE_KEYS)
 )
 
 
@@ -92,13 +104,7 @@ class SqliteStore:
 
     # sessions
     async def create_session(self, session: SessionRecord) -> SessionRecord:
-        stored = SessionRecord(
-            id=session.id,
-            title=session.title,
-            created_at=session.created_at,
-            updated_at=session.updated_at,
-            model=session.model,
-        )
+        stored = replace(session, message_count=0, total_cost=0.0, usage=empty_usage())
         await self._write(
             "INSERT INTO sessions (id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
             (
@@ -209,23 +215,11 @@ class SqliteStore:
         self, session_id: str, *, model: str, usage: dict[str, int], cost: float
     ) -> None:
         tokens = [usage.get(key, 0) for key in USAGE_KEYS]
-        # SQLite adds REAL as IEEE doubles, so ``total_cost + ?`` is exactly ``total += cost``.
-        add_tokens = ", ".join(f"{key} = {key} + ?" for key in USAGE_KEYS)
-        add_excluded = ", ".join(f"{key} = {key} + excluded.{key}" for key in USAGE_KEYS)
         async with self._transaction() as db:
-            updated = await db.execute(
-                f"UPDATE sessions SET total_cost = total_cost + ?, {add_tokens} WHERE id = ?",
-                (cost, *tokens, session_id),
-            )
+            updated = await db.execute(ADD_SESSION_USAGE_SQL, (cost, *tokens, session_id))
             if updated.rowcount == 0:
                 raise KeyError(session_id)
-            await db.execute(
-                f"INSERT INTO model_usage (session_id, model, cost, steps, {TOKENS}) "
-                f"VALUES (?, ?, ?, 1, {', '.join('?' for _ in USAGE_KEYS)}) "
-                "ON CONFLICT (session_id, model) DO UPDATE SET "
-                f"cost = cost + excluded.cost, steps = steps + 1, {add_excluded}",
-                (session_id, model, cost, *tokens),
-            )
+            await db.execute(ADD_MODEL_USAGE_SQL, (session_id, model, cost, *tokens))
 
     async def model_usage(self, session_id: str) -> list[ModelUsageRecord]:
         rows = await self._read(
@@ -312,23 +306,21 @@ class SqliteStore:
         return compaction_from_row(rows[0]) if rows else None
 
     async def save_compaction(self, record: CompactionRecord) -> None:
-        try:
-            await self._write(
-                f"INSERT OR REPLACE INTO compactions ({COMPACTION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                compaction_params(record),
-            )
-        except sqlite3.IntegrityError:
-            raise KeyError(record.session_id) from None
+        written = await self._write(
+            f"INSERT OR REPLACE INTO compactions ({COMPACTION_COLUMNS}) "
+            "SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
+            (*compaction_params(record)[1:], record.session_id),
+        )
+        if written == 0:
+            raise KeyError(record.session_id)
 
     # recovery after a crash
     async def fail_running_messages(self, error: str) -> list[MessageRecord]:
-        async with self._connection() as db:
-            rows = await db.execute_fetchall(
-                "UPDATE messages SET status = 'error', error = ?, updated_at = ? "
-                f"WHERE status = 'running' RETURNING {MESSAGE_COLUMNS}",
-                (error, to_timestamp(utc_now())),
-            )
+        rows = await self._read(
+            "UPDATE messages SET status = 'error', error = ?, updated_at = ? "
+            f"WHERE status = 'running' RETURNING {MESSAGE_COLUMNS}",
+            (error, to_timestamp(utc_now())),
+        )
         failed = [message_from_row(row) for row in rows]
         return sorted(failed, key=lambda message: (message.session_id, message.seq))
 

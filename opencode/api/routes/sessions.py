@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from opencode.api.deps import CompactorDep, RunsDep, SessionsDep, SettingsDep, TitlesDep
-from opencode.core.errors import NotFound
 from opencode.events.sse import frame, sse_response
 from opencode.schemas.messages import MessageCreate, MessagePage
 from opencode.schemas.sessions import (
@@ -92,16 +91,12 @@ async def send_message(
 async def follow_stream(
     session_id: str,
     runs: RunsDep,
-    sessions: SessionsDep,
     settings: SettingsDep,
     last_event_id: Annotated[int, Header(ge=0)] = 0,
 ) -> Response:
     """Re-attach to the turn running in this session (after a disconnect): replays the
     stream from ``Last-Event-ID``, then follows it live. 404 when nothing is running."""
-    await sessions.get(session_id)
-    run = runs.active(session_id)
-    if run is None:
-        raise NotFound(f"Nothing is running in session {session_id}.")
+    run = await runs.follow(session_id)
     return _stream(run, after=last_event_id, keepalive=settings.keepalive_seconds)
 
 
