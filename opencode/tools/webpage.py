@@ -89,10 +89,10 @@ def truncate(text: str, max_chars: int, *, whole: bool = True) -> str:
     is only the start of the page's output (its full length is then unknown)."""
     if len(text) <= max_chars and whole:
         return text
-    of = f"{len(text):,}" if whole else "more than that; the page goes on"
-    return (
-        text[:max_chars] + f"\n\n[Output truncated: first {max_chars:,} of {of} characters shown.]"
-    )
+    shown = f"first {max_chars:,} of {len(text):,} characters shown"
+    if not whole:
+        shown = f"first {max_chars:,} characters shown; the page goes on"
+    return f"{text[:max_chars]}\n\n[Output truncated: {shown}.]"
 
 
 def _readable_within(
