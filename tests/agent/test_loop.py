@@ -6,7 +6,14 @@ from dataclasses import replace
 import pytest
 from pydantic import BaseModel
 
-from opencode.agent.events import StepFinished, TextChunk, ToolCalled, ToolFinished, TurnFinished
+from opencode.agent.events import (
+    AgentEvent,
+    StepFinished,
+    TextChunk,
+    ToolCalled,
+    ToolFinished,
+    TurnFinished,
+)
 from opencode.agent.history import build_history
 from opencode.agent.loop import Turn, run_turn
 from opencode.core.ids import utc_now
@@ -81,13 +88,19 @@ def context_for(call) -> ToolContext:
     return ToolContext(session_id="ses", message_id="msg", call_id=call.id)
 
 
-async def collect_events(fake, registry, tools, max_steps=5):
-    return [
-        e
-        async for e in run_turn(
-            LiteLLMClient(), registry, turn_for(fake, tools, max_steps), context_for
-        )
-    ]
+async def collect_events(registry: ToolRegistry, turn: Turn) -> list[AgentEvent]:
+    return [event async for event in run_turn(LiteLLMClient(), registry, turn, context_for)]
+
+
+def start_turn(registry: ToolRegistry, turn: Turn) -> tuple[asyncio.Task, list[AgentEvent]]:
+    """Run the turn in a task; the list fills with its events as they come."""
+    seen: list[AgentEvent] = []
+
+    async def consume() -> None:
+        async for event in run_turn(LiteLLMClient(), registry, turn, context_for):
+            seen.append(event)
+
+    return asyncio.create_task(consume()), seen
 
 
 async def test_tool_calls_of_a_step_run_concurrently(fake):
@@ -96,7 +109,7 @@ async def test_tool_calls_of_a_step_run_concurrently(fake):
         Reply(tool_calls=[(f"c{i}", "barrier", {"label": f"t{i}"}) for i in range(3)]),
         Reply(text="all done"),
     )
-    events = await collect_events(fake, registry_of(tool), [tool])
+    events = await collect_events(registry_of(tool), turn_for(fake, [tool]))
     finished = [e for e in events if isinstance(e, ToolFinished)]
     assert sorted(e.result.text for e in finished) == ["t0 done", "t1 done", "t2 done"]
     assert not any(e.result.is_error for e in finished)
@@ -112,7 +125,7 @@ async def test_unknown_tool_and_bad_arguments_go_back_to_the_model(fake):
         Reply(tool_calls=[("a", "nope", {}), ("b", "barrier", "{not json")]),
         Reply(text="sorry"),
     )
-    events = await collect_events(fake, registry_of(tool), [tool])
+    events = await collect_events(registry_of(tool), turn_for(fake, [tool]))
     results = {e.call.id: e.result for e in events if isinstance(e, ToolFinished)}
     assert results["a"].is_error and "barrier" in results["a"].text
     assert results["b"].is_error and "JSON" in results["b"].text
@@ -123,7 +136,7 @@ async def test_unknown_tool_and_bad_arguments_go_back_to_the_model(fake):
 async def test_tool_not_enabled_for_the_turn_is_an_error_result(fake):
     enabled, disabled = BarrierTool(1), HangTool()
     fake.script(Reply(tool_calls=[("a", "hang", {"label": "x"})]), Reply(text="ok"))
-    events = await collect_events(fake, registry_of(enabled, disabled), [enabled])
+    events = await collect_events(registry_of(enabled, disabled), turn_for(fake, [enabled]))
     result = next(e.result for e in events if isinstance(e, ToolFinished))
     assert result.is_error and "not enabled" in result.text
 
@@ -131,7 +144,7 @@ async def test_tool_not_enabled_for_the_turn_is_an_error_result(fake):
 async def test_max_steps_stops_the_loop(fake):
     tool = BarrierTool(1)
     fake.script(*[Reply(tool_calls=[(f"c{i}", "barrier", {"label": "x"})]) for i in range(3)])
-    events = await collect_events(fake, registry_of(tool), [tool], max_steps=3)
+    events = await collect_events(registry_of(tool), turn_for(fake, [tool], max_steps=3))
     steps = [e for e in events if isinstance(e, StepFinished)]
     assert len(steps) == 3 and len(fake.requests) == 3
     assert events[-1].stop_reason == "max_steps"
@@ -142,15 +155,7 @@ async def test_cancelling_the_turn_cancels_running_tools(fake):
     HangTool.cancelled = 0
     tool = HangTool()
     fake.script(Reply(tool_calls=[("a", "hang", {"label": "1"}), ("b", "hang", {"label": "2"})]))
-    seen = []
-
-    async def consume():
-        async for event in run_turn(
-            LiteLLMClient(), registry_of(tool), turn_for(fake, [tool]), context_for
-        ):
-            seen.append(event)
-
-    task = asyncio.create_task(consume())
+    task, seen = start_turn(registry_of(tool), turn_for(fake, [tool]))
     while not any(isinstance(e, StepFinished) for e in seen):
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)
@@ -163,15 +168,7 @@ async def test_cancelling_the_turn_cancels_running_tools(fake):
 
 async def test_cancelling_mid_stream_closes_the_provider_stream(fake):
     fake.script(Reply(text=["one ", "two "], hang_after=2))
-    seen = []
-
-    async def consume():
-        async for event in run_turn(
-            LiteLLMClient(), registry_of(), turn_for(fake, []), context_for
-        ):
-            seen.append(event)
-
-    task = asyncio.create_task(consume())
+    task, seen = start_turn(registry_of(), turn_for(fake, []))
     while len([e for e in seen if isinstance(e, TextChunk)]) < 2:
         await asyncio.sleep(0.01)
     task.cancel()
@@ -211,12 +208,7 @@ def long_turn(fake, keeper: FoldingKeeper) -> Turn:
 async def test_an_overflowing_step_is_shrunk_and_sent_once_more(fake):
     fake.script(Reply(status=400, error_message=OVERFLOW), Reply(text="fits now"))
     keeper = FoldingKeeper()
-    events = [
-        e
-        async for e in run_turn(
-            LiteLLMClient(), registry_of(), long_turn(fake, keeper), context_for
-        )
-    ]
+    events = await collect_events(registry_of(), long_turn(fake, keeper))
     assert keeper.prepared == [1] and keeper.shrunk == [3]
     assert [m["content"] for m in fake.requests[-1].json["messages"]] == ["go"]
     assert isinstance(events[-1], TurnFinished) and events[-1].stop_reason == "stop"
@@ -229,10 +221,7 @@ async def test_an_overflow_that_cannot_shrink_or_repeats_ends_the_turn(fake):
     ):
         fake.script(*replies)
         with pytest.raises(ProviderError) as caught:
-            async for _ in run_turn(
-                LiteLLMClient(), registry_of(), long_turn(fake, keeper), context_for
-            ):
-                pass
+            await collect_events(registry_of(), long_turn(fake, keeper))
         assert caught.value.context_overflow and keeper.shrunk == [3]
 
 

@@ -5,16 +5,19 @@ several charsets, text, JSON, a PDF, errors, redirect chains and loops, redirect
 slow one) and records every request it receives, so a test can prove that a refused fetch
 never reached it. ``RecordingNetwork`` wraps httpcore's backend and records every address a
 connection was opened to, so a test can prove that nothing else was contacted.
+``TableResolver`` answers name lookups from a table, so no test needs real DNS.
 """
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
 import httpcore
 
+from opencode.tools.netguard import HostNotFound, IPAddress
 from tests.fakes.loopback import ThreadedServer
 
 PAGE_HTML = """\
@@ -272,3 +275,17 @@ class RecordingNetwork(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class TableResolver:
+    """Names to addresses from a table; unknown names do not resolve. Records lookups."""
+
+    def __init__(self, table: Mapping[str, Sequence[str]]) -> None:
+        self.table = table
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> Sequence[IPAddress]:
+        self.lookups.append(host)
+        if host not in self.table:
+            raise HostNotFound(f"could not resolve {host!r}: Name or service not known")
+        return [ip_address(address) for address in self.table[host]]

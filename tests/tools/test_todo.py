@@ -6,7 +6,7 @@ import pytest
 from opencode.llm.types import ToolCall
 from opencode.tools.base import ToolContext
 from opencode.tools.registry import ToolRegistry
-from opencode.tools.todo import TodoRead, TodoWrite
+from opencode.tools.todo import TODOREAD_DESCRIPTION, TODOWRITE_DESCRIPTION, TodoRead, TodoWrite
 
 
 class MemoryTodos:
@@ -116,6 +116,14 @@ async def test_todo_tools_need_a_todo_list(registry: ToolRegistry, name: str, ar
     assert result.text == "The todo list is not available in this session."
 
 
-def test_todowrite_description_tells_the_model_when_to_use_it():
-    assert "exactly one todo in_progress" in TodoWrite.description
-    assert "replaces the whole list" in TodoWrite.description
+def test_the_model_receives_the_todo_rules_and_the_statuses_they_name(registry: ToolRegistry):
+    [write, read] = registry.specs(registry.select(["todowrite", "todoread"]))
+    assert (write.description, read.description) == (TODOWRITE_DESCRIPTION, TODOREAD_DESCRIPTION)
+    item = write.parameters["properties"]["todos"]["items"]
+    assert item["properties"]["status"]["enum"] == [
+        "pending",
+        "in_progress",
+        "completed",
+        "cancelled",
+    ]
+    assert item["required"] == ["id", "content", "status"]

@@ -7,17 +7,22 @@ opened none. Names resolve through an injected resolver; nothing here uses real 
 
 import json
 import time
-from collections.abc import Sequence
-from ipaddress import ip_address
 
 import pytest
 
 from opencode.core.settings import Settings
 from opencode.tools.base import ToolContext, ToolError
-from opencode.tools.netguard import AddressPolicy, HostNotFound, IPAddress
+from opencode.tools.netguard import AddressPolicy
 from opencode.tools.webfetch import MAX_REDIRECTS, WebFetch, WebFetchParams
 from tests.e2e.server import free_port
-from tests.fakes.website import JSON_BODY, LONG_TEXT, PLAIN_TEXT, FakeWebsite, RecordingNetwork
+from tests.fakes.website import (
+    JSON_BODY,
+    LONG_TEXT,
+    PLAIN_TEXT,
+    FakeWebsite,
+    RecordingNetwork,
+    TableResolver,
+)
 
 CONTEXT = ToolContext("ses_1", "msg_1", "call_1")
 
@@ -27,25 +32,11 @@ def network() -> RecordingNetwork:
     return RecordingNetwork()
 
 
-class MapResolver:
-    """Names to addresses from a table; unknown names do not resolve. Counts lookups."""
-
-    def __init__(self, table: dict[str, list[str]]) -> None:
-        self.table = table
-        self.lookups: list[str] = []
-
-    async def __call__(self, host: str, port: int) -> Sequence[IPAddress]:
-        self.lookups.append(host)
-        if host not in self.table:
-            raise HostNotFound(f"could not resolve {host!r}: Name or service not known")
-        return [ip_address(address) for address in self.table[host]]
-
-
 def guarded(site: FakeWebsite, network: RecordingNetwork, **options) -> WebFetch:
     """The tool with the guard on, exempting only the site's own address and port."""
     policy = AddressPolicy(
         allowed_endpoints=frozenset({("127.0.0.1", site.port)}),
-        resolver=options.pop("resolver", MapResolver({})),
+        resolver=options.pop("resolver", TableResolver({})),
     )
     return WebFetch(policy=policy, network=network, **options)
 
@@ -207,12 +198,24 @@ async def test_an_unknown_host_is_a_tool_error(site, network):
     assert network.connections == []
 
 
+NOT_A_FULL_URL = (
+    "Cannot fetch {!r}: give a full http:// or https:// URL, e.g. https://example.com/page."
+)
+
+
 @pytest.mark.parametrize(
-    "url", ["example.com/page", "ftp://example.com/file", "file:///etc/passwd", "http://", "https:///path"]
-)  # fmt: skip
-async def test_only_full_http_urls_are_fetched(network, url):
-    with pytest.raises(ToolError, match="give a full http:// or https:// URL|Invalid URL"):
+    ("url", "error"),
+    [
+        (url, NOT_A_FULL_URL.format(url))
+        for url in ["example.com/page", "ftp://example.com/file", "file:///etc/passwd", "http://"]
+        + ["https:///path"]
+    ]
+    + [("http://[::1/", "Invalid URL 'http://[::1/': Invalid port: ':1'.")],
+)
+async def test_only_full_http_urls_are_fetched(network, url, error):
+    with pytest.raises(ToolError) as info:
         await fetch(WebFetch(network=network), url)
+    assert str(info.value) == error
     assert network.connections == []
 
 
@@ -292,7 +295,7 @@ async def test_a_redirect_to_another_scheme_is_refused(site, network):
 
 
 async def test_each_connection_resolves_once_and_uses_the_vetted_address(site, network):
-    resolver = MapResolver({"docs.test": ["127.0.0.1"]})
+    resolver = TableResolver({"docs.test": ["127.0.0.1"]})
     tool = guarded(site, network, resolver=resolver)
 
     result = await fetch(tool, f"http://docs.test:{site.port}/chain/2")
@@ -306,7 +309,7 @@ async def test_each_connection_resolves_once_and_uses_the_vetted_address(site, n
 
 
 async def test_a_name_with_any_refused_address_is_refused(site, network):
-    resolver = MapResolver({"rebind.test": ["127.0.0.1", "10.0.0.7"]})
+    resolver = TableResolver({"rebind.test": ["127.0.0.1", "10.0.0.7"]})
     with pytest.raises(ToolError, match=r"rebind\.test \(10\.0\.0\.7\) is a private address"):
         await fetch(guarded(site, network, resolver=resolver), f"http://rebind.test:{site.port}/")
     assert network.connections == [] and site.requests == []

@@ -36,7 +36,7 @@ from opencode.core.errors import OpencodeError
 from opencode.core.settings import Settings
 from opencode.llm.types import ToolCall
 from opencode.tools.base import ToolContext
-from opencode.tools.registry import ToolRegistry
+from opencode.tools.registry import ToolRegistry, ToolResult
 from opencode.tools.search_backends import (
     BraveBackend,
     DuckDuckGoBackend,
@@ -65,21 +65,38 @@ def settings(**values: str) -> Settings:
     return Settings(_env_file=None, **values)
 
 
-def registry_with(backend: Any) -> ToolRegistry:
+def registry_with(tool: WebSearch) -> ToolRegistry:
     registry = ToolRegistry()
-    registry.register(WebSearch(backend))
+    registry.register(tool)
     return registry
 
 
-async def search(backend: Any, query: str = "python asyncio", **args: Any):
-    """Run the tool the way the agent loop does; returns the ``ToolResult``."""
+async def search(searcher: Any, query: str = "python asyncio", **args: Any) -> ToolResult:
+    """Run the tool (or a tool around a backend) the way the agent loop does."""
+    tool = searcher if isinstance(searcher, WebSearch) else WebSearch(searcher)
     arguments = json.dumps({"query": query, **args})
     call = ToolCall(id="call_1", name="websearch", arguments=arguments)
-    return await registry_with(backend).execute(call, CTX)
+    return await registry_with(tool).execute(call, CTX)
 
 
-def mock() -> respx.MockRouter:
-    return respx.mock(assert_all_called=True, assert_all_mocked=True)
+ENDPOINTS = {"tavily": ("POST", TAVILY_URL), "brave": ("GET", BRAVE_URL), "exa": ("POST", EXA_URL)}
+
+
+async def search_mocked(
+    backend: Any, reply: httpx.Response | Exception, query: str = "python asyncio", **args: Any
+) -> tuple[ToolResult, httpx.Request]:
+    """Search with the backend's endpoint answering ``reply`` (or raising it); respx fails
+    any other request. Returns the result and the one request the backend sent."""
+    method, url = ENDPOINTS[backend.name]
+    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
+        route = router.route(method=method, url=url)
+        if isinstance(reply, Exception):
+            route.mock(side_effect=reply)
+        else:
+            route.mock(return_value=reply)
+        result = await search(backend, query, **args)
+    [call] = route.calls
+    return result, call.request
 
 
 # ---- selection ----
@@ -254,10 +271,9 @@ async def test_tavily_request_and_results():
         ],
         "response_time": 1.1,
     }
-    with mock() as router:
-        route = router.post(TAVILY_URL).respond(200, json=reply)
-        result = await search(TavilyBackend("tvly-secret"), max_results=3)
-    request = route.calls.last.request
+    result, request = await search_mocked(
+        TavilyBackend("tvly-secret"), httpx.Response(200, json=reply), max_results=3
+    )
     assert request.headers["Authorization"] == "Bearer tvly-secret"
     assert json.loads(request.content) == {"query": "python asyncio", "max_results": 3}
     assert not result.is_error
@@ -273,9 +289,8 @@ async def test_tavily_request_and_results():
 
 
 async def test_no_results_is_not_an_error():
-    with mock() as router:
-        router.post(TAVILY_URL).respond(200, json={"query": "zzqx", "results": []})
-        result = await search(TavilyBackend("k"), query="zzqx")
+    reply = httpx.Response(200, json={"query": "zzqx", "results": []})
+    result, _ = await search_mocked(TavilyBackend("k"), reply, query="zzqx")
     assert not result.is_error
     assert result.text == 'No results found for "zzqx" (tavily).'
 
@@ -300,10 +315,9 @@ async def test_brave_request_strips_html_and_handles_no_web_section():
             ],
         },
     }
-    with mock() as router:
-        route = router.get(BRAVE_URL).respond(200, json=reply)
-        result = await search(BraveBackend("brave-key"), max_results=2)
-    request = route.calls.last.request
+    result, request = await search_mocked(
+        BraveBackend("brave-key"), httpx.Response(200, json=reply), max_results=2
+    )
     assert request.headers["X-Subscription-Token"] == "brave-key"
     assert dict(request.url.params) == {"q": "python asyncio", "count": "2"}
     assert result.text.splitlines()[2:] == [
@@ -312,31 +326,9 @@ async def test_brave_request_strips_html_and_handles_no_web_section():
         "   A guide to Python asyncio.",
     ]
 
-    with mock() as router:
-        router.get(BRAVE_URL).respond(200, json={"type": "search", "query": {"original": "x"}})
-        empty = await search(BraveBackend("brave-key"), query="x")
+    no_web = httpx.Response(200, json={"type": "search", "query": {"original": "x"}})
+    empty, _ = await search_mocked(BraveBackend("brave-key"), no_web, query="x")
     assert empty.text == 'No results found for "x" (brave).'
-
-
-async def test_brave_error_body_detail_is_reported():
-    error = {
-        "type": "ErrorResponse",
-        "error": {
-            "id": "abc",
-            "status": 422,
-            "code": "VALIDATION",
-            "detail": "Unable to validate request parameter(s)",
-        },
-        "time": 1700000000,
-    }
-    with mock() as router:
-        router.get(BRAVE_URL).respond(422, json=error)
-        result = await search(BraveBackend("k"))
-    assert result.is_error
-    assert result.text == (
-        "Search backend brave refused the request (HTTP 422): "
-        "Unable to validate request parameter(s)"
-    )
 
 
 # ---- Exa ----
@@ -361,10 +353,9 @@ async def test_exa_request_prefers_highlights_then_summary_then_text():
         ],
         "costDollars": {"total": 0.005},
     }
-    with mock() as router:
-        route = router.post(EXA_URL).respond(200, json=reply)
-        result = await search(ExaBackend("exa-key"), query="llm survey", max_results=3)
-    request = route.calls.last.request
+    result, request = await search_mocked(
+        ExaBackend("exa-key"), httpx.Response(200, json=reply), query="llm survey", max_results=3
+    )
     assert request.headers["x-api-key"] == "exa-key"
     assert json.loads(request.content) == {
         "query": "llm survey",
@@ -396,30 +387,50 @@ async def test_exa_request_prefers_highlights_then_summary_then_text():
     ],
 )
 @pytest.mark.parametrize(
-    "backend,method,url,env",
+    "backend,env",
     [
-        (TavilyBackend("k"), "POST", TAVILY_URL, "TAVILY_API_KEY"),
-        (BraveBackend("k"), "GET", BRAVE_URL, "BRAVE_API_KEY"),
-        (ExaBackend("k"), "POST", EXA_URL, "EXA_API_KEY"),
+        (TavilyBackend("k"), "TAVILY_API_KEY"),
+        (BraveBackend("k"), "BRAVE_API_KEY"),
+        (ExaBackend("k"), "EXA_API_KEY"),
     ],
 )
-async def test_http_status_errors(backend, method, url, env, status, headers, body, expected):
-    with mock() as router:
-        router.route(method=method, url=url).respond(status, json=body, headers=headers)
-        result = await search(backend)
+async def test_http_status_errors(backend, env, status, headers, body, expected):
+    reply = httpx.Response(status, json=body, headers=headers)
+    result, _ = await search_mocked(backend, reply)
     assert result.is_error
     assert result.text == f"Search backend {backend.name} " + expected.format(env=env)
 
 
-async def test_plan_limit_error_carries_the_service_message():
-    body = {"detail": {"error": "This request exceeds your plan's set usage limit."}}
-    with mock() as router:
-        router.post(TAVILY_URL).respond(432, json=body)
-        result = await search(TavilyBackend("k"))
+BRAVE_VALIDATION_ERROR = {
+    "type": "ErrorResponse",
+    "error": {
+        "id": "abc",
+        "status": 422,
+        "code": "VALIDATION",
+        "detail": "Unable to validate request parameter(s)",
+    },
+    "time": 1700000000,
+}
+TAVILY_PLAN_LIMIT = {"detail": {"error": "This request exceeds your plan's set usage limit."}}
+
+
+@pytest.mark.parametrize(
+    "backend,status,body,message",
+    [
+        (BraveBackend("k"), 422, BRAVE_VALIDATION_ERROR, "Unable to validate request parameter(s)"),
+        (
+            TavilyBackend("k"),
+            432,
+            TAVILY_PLAN_LIMIT,
+            "This request exceeds your plan's set usage limit.",
+        ),
+    ],
+)
+async def test_a_refusal_carries_the_service_message(backend, status, body, message):
+    result, _ = await search_mocked(backend, httpx.Response(status, json=body))
     assert result.is_error
     assert result.text == (
-        "Search backend tavily refused the request (HTTP 432): "
-        "This request exceeds your plan's set usage limit."
+        f"Search backend {backend.name} refused the request (HTTP {status}): {message}"
     )
 
 
@@ -437,9 +448,7 @@ async def test_plan_limit_error_carries_the_service_message():
     ],
 )
 async def test_transport_errors(error, expected):
-    with mock() as router:
-        router.post(EXA_URL).mock(side_effect=error)
-        result = await search(ExaBackend("k"))
+    result, _ = await search_mocked(ExaBackend("k"), error)
     assert result.is_error and result.text == expected
 
 
@@ -448,9 +457,7 @@ async def test_transport_errors(error, expected):
     [b"<html>Bad gateway</html>", b'{"results": "none"}', b'{"results": [{"title": "no url"}]}'],
 )
 async def test_unreadable_responses(content):
-    with mock() as router:
-        router.post(TAVILY_URL).respond(200, content=content)
-        result = await search(TavilyBackend("k"))
+    result, _ = await search_mocked(TavilyBackend("k"), httpx.Response(200, content=content))
     assert result.is_error
     assert result.text.startswith("Search backend tavily returned a response this tool cannot read")
 
@@ -554,11 +561,7 @@ async def test_duckduckgo_runs_ddgs_in_a_thread(fake_ddgs):
         {"title": "No link", "href": "", "body": "dropped"},
         {"title": "B", "href": "https://b.example", "body": ""},
     ]
-    tool = WebSearch.from_settings(settings())
-    result = await registry_with_tool(tool).execute(
-        ToolCall(id="c", name="websearch", arguments='{"query": "asyncio", "max_results": 4}'),
-        CTX,
-    )
+    result = await search(WebSearch.from_settings(settings()), query="asyncio", max_results=4)
     [client] = fake_ddgs.instances
     assert client.calls == [("asyncio", {"max_results": 4})]
     assert client.timeout == 10
@@ -567,12 +570,6 @@ async def test_duckduckgo_runs_ddgs_in_a_thread(fake_ddgs):
         "1. Python & asyncio\n   https://a.example\n   Body A\n\n"
         "2. B\n   https://b.example"
     )
-
-
-def registry_with_tool(tool: WebSearch) -> ToolRegistry:
-    registry = ToolRegistry()
-    registry.register(tool)
-    return registry
 
 
 @pytest.mark.parametrize(
