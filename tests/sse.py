@@ -65,6 +65,10 @@ class FrameReader:
                     break
         return self.frames
 
+    async def until_type(self, *types: str) -> list[Frame]:
+        """Read until a frame whose type is one of ``types``."""
+        return await self.until(lambda frames: frames[-1].type in types)
+
     async def rest(self) -> list[Frame]:
         return await self.until(lambda frames: False)
 

@@ -3,8 +3,8 @@
 import httpx
 import pytest
 
+from tests.e2e.helpers import new_session, send
 from tests.fakes.provider import Reply
-from tests.sse import collect
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,11 +20,8 @@ async def test_password_protects_the_real_server(fake, start_server):
     async with httpx.AsyncClient(
         base_url=server.url, timeout=30, auth=("opencode", "hunter2")
     ) as client:
-        session_id = (await client.post("/session")).json()["id"]
-        async with client.stream(
-            "POST", f"/session/{session_id}/message", json={"content": "hi"}
-        ) as response:
-            frames = await collect(response)
+        session_id = await new_session(client)
+        frames = await send(client, session_id, content="hi")
         assert frames[-1].type == "done"
         too_big = await client.post(f"/session/{session_id}/message", json={"content": "x" * 4096})
         assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"

@@ -8,10 +8,8 @@ import httpx
 import pytest
 
 from opencode.agent.compaction import PRUNED, SUMMARY_HEADER
-from tests.e2e.server import ServerProcess
-from tests.e2e.test_events import read_bus, wait_until
+from tests.e2e.helpers import listen_bus, new_session, open_turn, restarted, send, wait_until
 from tests.fakes.provider import Reply
-from tests.sse import FrameReader, collect
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,20 +17,6 @@ SUMMARY = "## Goal\nPlan a trip to Lisbon.\n## Open tasks and todos\nBook the ho
 # gpt-4o-mini has a 128,000-token window: 0.8 of it is 102,400 prompt tokens.
 OVER_RATIO = 110_000
 LONG_FIRST = "I want to visit Lisbon in May. " + "We like museums and food. " * 60
-
-
-async def new_session(client: httpx.AsyncClient) -> str:
-    response = await client.post("/session")
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-async def turn(client: httpx.AsyncClient, session_id: str, content: str) -> list:
-    async with client.stream(
-        "POST", f"/session/{session_id}/message", json={"content": content}
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        return await collect(response)
 
 
 def texts(request_json: dict) -> list[str]:
@@ -50,6 +34,19 @@ async def messages(client: httpx.AsyncClient, session_id: str, **params) -> dict
     return response.json()
 
 
+def compaction_statuses(frames: list) -> list[str]:
+    """The statuses of the ``session.compaction`` events among ``GET /event`` frames."""
+    return [
+        f.data["properties"]["status"] for f in frames if f.data["type"] == "session.compaction"
+    ]
+
+
+async def compaction_status(client: httpx.AsyncClient, session_id: str) -> dict:
+    response = await client.get(f"/session/{session_id}/compaction-status")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def test_count_trigger_folds_old_messages_and_the_next_request_carries_the_summary(
     fake, start_server
 ):
@@ -62,13 +59,13 @@ async def test_count_trigger_folds_old_messages_and_the_next_request_carries_the
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["status"] == "idle" and status["summary_message_id"] is None
-        await turn(client, session_id, LONG_FIRST)
-        await turn(client, session_id, "For three nights")
+        await send(client, session_id, content=LONG_FIRST)
+        await send(client, session_id, content="For three nights")
         assert len(fake.requests) == 2  # 3 messages the model would see: no compaction yet
 
-        frames = await turn(client, session_id, "Book the hotel please")  # 5 > 4: compact
+        frames = await send(client, session_id, content="Book the hotel please")  # 5 > 4: compact
         types = [f.type for f in frames]
         assert types[:4] == ["message_start", "compaction", "compaction", "step_start"]
         started, completed = frames[1].data, frames[2].data
@@ -87,7 +84,7 @@ async def test_count_trigger_folds_old_messages_and_the_next_request_carries_the
         assert not any("I want to visit Lisbon" in text for text in sent)  # folded: out
         assert sent[2:] == ["For three nights", "Three nights works.", "Book the hotel please"]
 
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["status"] == "completed" and status["trigger"] == "messages"
         assert status["messages_folded"] == 2 and status["compactions"] == 1
         assert status["summary_message_id"] == completed["summary_message_id"]
@@ -117,7 +114,7 @@ async def test_count_trigger_folds_old_messages_and_the_next_request_carries_the
         # With 4 messages since the summary, the next turn compacts again: the new summary
         # is written from the previous one plus the next oldest exchange, and replaces it.
         fake.script(Reply(text="## Goal\nLisbon, hotel booked."), Reply(text="Anything else?"))
-        await turn(client, session_id, "Thanks")
+        await send(client, session_id, content="Thanks")
         resummary = fake.requests[-2].json["messages"][1]["content"]
         assert f"<previous_summary>\n{SUMMARY}\n</previous_summary>" in resummary
         assert "For three nights" in resummary and "Book the hotel please" not in resummary
@@ -133,10 +130,10 @@ async def test_token_trigger_at_turn_start_and_between_steps(fake, start_server)
         # At turn start: the previous turn's last step used more than 0.8 of the window.
         session_id = await new_session(client)
         fake.script(Reply(text="one"), Reply(text="two", input_tokens=OVER_RATIO))
-        await turn(client, session_id, "first question")
-        await turn(client, session_id, "second question")
+        await send(client, session_id, content="first question")
+        await send(client, session_id, content="second question")
         fake.script(Reply(text=SUMMARY), Reply(text="three"))
-        frames = await turn(client, session_id, "third question")
+        frames = await send(client, session_id, content="third question")
         compaction = [f.data for f in frames if f.type == "compaction"]
         assert [c["status"] for c in compaction] == ["started", "completed"]
         assert compaction[0]["trigger"] == "tokens" and compaction[1]["messages_folded"] == 2
@@ -147,13 +144,13 @@ async def test_token_trigger_at_turn_start_and_between_steps(fake, start_server)
         # Between steps: a tool step's prompt crossed the line, so the next step is compacted.
         other = await new_session(client)
         fake.script(Reply(text="noted"))
-        await turn(client, other, "remember the number 42")
+        await send(client, other, content="remember the number 42")
         fake.script(
             Reply(tool_calls=[("call_1", "todoread", {})], input_tokens=OVER_RATIO),
             Reply(text=SUMMARY),
             Reply(text="done"),
         )
-        frames = await turn(client, other, "what is on my list?")
+        frames = await send(client, other, content="what is on my list?")
         types = [f.type for f in frames]
         first_result = types.index("tool_result")
         assert types[first_result + 1 : first_result + 3] == ["compaction", "compaction"]
@@ -166,15 +163,98 @@ async def test_token_trigger_at_turn_start_and_between_steps(fake, start_server)
         assert final[4]["role"] == "tool" and final[4]["tool_call_id"] == "call_1"
 
 
+async def third_turn_after_a_prompt_of(client, fake, tokens: int, *then: Reply) -> list:
+    """Two turns, the second's prompt ``tokens`` long, then a third answered by ``then``; the
+    third turn's frames."""
+    session_id = await new_session(client)
+    fake.script(Reply(text="one"), Reply(text="two", input_tokens=tokens), *then)
+    await send(client, session_id, content="first question")
+    await send(client, session_id, content="second question")
+    return await send(client, session_id, content="third question")
+
+
+async def test_compact_ratio_from_the_environment_sets_the_token_trigger(
+    fake, server, start_server
+):
+    # 70,000 prompt tokens is under 0.8 of gpt-4o-mini's 128,000 window, over 0.5 of it.
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        frames = await third_turn_after_a_prompt_of(client, fake, 70_000, Reply(text="three"))
+    assert not any(f.type == "compaction" for f in frames)
+    assert len(fake.requests) == 3  # no summary request at the default ratio
+
+    tuned = start_server(OPENCODE_COMPACT_RATIO="0.5")
+    async with httpx.AsyncClient(base_url=tuned.url, timeout=30) as client:
+        frames = await third_turn_after_a_prompt_of(
+            client, fake, 70_000, Reply(text=SUMMARY), Reply(text="three")
+        )
+    compaction = [f.data for f in frames if f.type == "compaction"]
+    assert [(c["status"], c["trigger"]) for c in compaction] == [
+        ("started", "tokens"),
+        ("completed", "tokens"),
+    ]
+    assert SUMMARY in texts(fake.requests[-1].json)[1]
+    assert frames[-1].type == "done"
+
+
+async def test_an_automatic_summary_names_its_sections_carries_the_todos_and_is_on_the_bus(
+    fake, server
+):
+    todos = [
+        {"id": "1", "content": "Book the hotel", "status": "in_progress", "priority": "high"},
+        {"id": "2", "content": "Buy tram tickets", "status": "pending", "priority": "low"},
+    ]
+    fake.script(
+        Reply(tool_calls=[("call_todo", "todowrite", {"todos": todos})]),
+        Reply(text="Noted."),
+        Reply(text="Three nights.", input_tokens=OVER_RATIO),
+        Reply(text=SUMMARY),
+        Reply(text="On it."),
+    )
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        listen_bus(client) as bus,
+    ):
+        session_id = await new_session(client)
+        await send(client, session_id, content="Plan a trip to Lisbon")
+        await send(client, session_id, content="For three nights")
+        frames = await send(client, session_id, content="Go ahead")
+        assert [f.data["status"] for f in frames if f.type == "compaction"] == [
+            "started",
+            "completed",
+        ]
+        await wait_until(lambda: compaction_statuses(bus)[-1:] == ["completed"])
+        stored_todos = (await client.get(f"/session/{session_id}/todo")).json()
+
+    summary_request = fake.requests[-2].json["messages"]
+    instructions = summary_request[0]["content"]
+    for section in ("Goal", "Decisions", "Facts learnt", "Files and URLs", "Open tasks and todos"):
+        assert f"## {section}\n" in instructions, section
+    asked = summary_request[1]["content"]
+    listed = asked.split("<current_todo_list>\n")[1].split("\n</current_todo_list>")[0]
+    assert json.loads(listed) == stored_todos == todos
+
+    announced = [
+        f.data["properties"]
+        for f in bus
+        if f.data["type"] == "session.compaction"
+        and f.data["properties"]["session_id"] == session_id
+    ]
+    assert [(a["status"], a["trigger"]) for a in announced] == [
+        ("started", "tokens"),
+        ("completed", "tokens"),
+    ]
+    assert announced[1]["messages_folded"] == 2 and announced[1]["summary_message_id"]
+
+
 async def test_failed_compaction_keeps_history_and_the_turn_goes_on(fake, start_server):
     server = start_server(OPENCODE_COMPACT_MESSAGES="4", OPENCODE_MAX_RETRIES="0")
     fake.script(Reply(text="a"), Reply(text="b"))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        await turn(client, session_id, "q1")
-        await turn(client, session_id, "q2")
+        await send(client, session_id, content="q1")
+        await send(client, session_id, content="q2")
         fake.script(Reply(status=500, error_message="summariser down"), Reply(text="c"))
-        frames = await turn(client, session_id, "q3")
+        frames = await send(client, session_id, content="q3")
         compaction = [f.data for f in frames if f.type == "compaction"]
         assert [c["status"] for c in compaction] == ["started", "failed"]
         assert "summariser down" in compaction[1]["error"]
@@ -182,7 +262,7 @@ async def test_failed_compaction_keeps_history_and_the_turn_goes_on(fake, start_
         sent = texts(fake.requests[-1].json)
         assert sent[1:] == ["q1", "a", "q2", "b", "q3"]  # the uncompacted context
 
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["status"] == "failed" and "summariser down" in status["error"]
         assert status["summary_message_id"] is None and status["compactions"] == 0
         page = await messages(client, session_id)
@@ -190,8 +270,8 @@ async def test_failed_compaction_keeps_history_and_the_turn_goes_on(fake, start_
 
         # The next turn tries again and succeeds; the status moves on.
         fake.script(Reply(text=SUMMARY), Reply(text="d"))
-        await turn(client, session_id, "q4")
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        await send(client, session_id, content="q4")
+        status = await compaction_status(client, session_id)
         assert status["status"] == "completed" and status["error"] is None
 
 
@@ -204,43 +284,33 @@ async def test_manual_compaction_status_transitions_and_busy_conflicts(fake, ser
 
         session_id = await new_session(client)
         fake.script(Reply(text="a1"))
-        await turn(client, session_id, "q1")
+        await send(client, session_id, content="q1")
         nothing = await client.post(f"/session/{session_id}/compact")
         assert nothing.status_code == 409 and "Nothing to compact" in nothing.json()["detail"]
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["status"] == "idle"
 
         fake.script(Reply(text="a2"))
-        await turn(client, session_id, "q2")
+        await send(client, session_id, content="q2")
         # A slow summary: while it is written the session is busy.
         fake.script(Reply(text=SUMMARY.split(" "), chunk_delay=0.1))
-        frames: list = []
-        ready = asyncio.Event()
-        reader = asyncio.create_task(read_bus(client, frames, ready))
-        await asyncio.wait_for(ready.wait(), 10)
-        compacting = asyncio.create_task(client.post(f"/session/{session_id}/compact"))
-        await wait_until(lambda: fake.requests and "You compact" in str(fake.requests[-1].json))
-        running = (await client.get(f"/session/{session_id}/compaction-status")).json()
-        assert running["status"] == "running" and running["trigger"] == "manual"
-        busy = await client.post(f"/session/{session_id}/message", json={"content": "hi"})
-        assert busy.status_code == 409 and "compacted" in busy.json()["detail"]
-        again = await client.post(f"/session/{session_id}/compact")
-        assert again.status_code == 409
-        assert (await client.get(f"/session/{session_id}")).json()["status"] == "busy"
+        async with listen_bus(client) as frames:
+            compacting = asyncio.create_task(client.post(f"/session/{session_id}/compact"))
+            await wait_until(lambda: fake.requests and "You compact" in str(fake.requests[-1].json))
+            running = await compaction_status(client, session_id)
+            assert running["status"] == "running" and running["trigger"] == "manual"
+            busy = await client.post(f"/session/{session_id}/message", json={"content": "hi"})
+            assert busy.status_code == 409 and "compacted" in busy.json()["detail"]
+            again = await client.post(f"/session/{session_id}/compact")
+            assert again.status_code == 409
+            assert (await client.get(f"/session/{session_id}")).json()["status"] == "busy"
 
-        done = await compacting
-        assert done.status_code == 200, done.text
-        body = done.json()
-        assert body["status"] == "completed" and body["messages_folded"] == 2
-        assert body["summary_message_id"]
-        await wait_until(
-            lambda: any(
-                f.data["type"] == "session.compaction"
-                and f.data["properties"]["status"] == "completed"
-                for f in frames
-            )
-        )
-        reader.cancel()
+            done = await compacting
+            assert done.status_code == 200, done.text
+            body = done.json()
+            assert body["status"] == "completed" and body["messages_folded"] == 2
+            assert body["summary_message_id"]
+            await wait_until(lambda: compaction_statuses(frames)[-1:] == ["completed"])
         bus = [f.data["properties"] for f in frames if f.data["type"] == "session.compaction"]
         assert [b["status"] for b in bus] == ["started", "completed"]
         assert all(b["session_id"] == session_id for b in bus)
@@ -252,11 +322,8 @@ async def test_manual_compaction_status_transitions_and_busy_conflicts(fake, ser
 
         # While a turn runs, compaction is refused.
         fake.script(Reply(text=["x", "y", "z"], hang_after=1))
-        async with client.stream(
-            "POST", f"/session/{session_id}/message", json={"content": "q3"}
-        ) as response:
-            reader = FrameReader(response)
-            await reader.until(lambda frames: frames[-1].type == "text")
+        async with open_turn(client, session_id, content="q3") as reader:
+            await reader.until_type("text")
             conflict = await client.post(f"/session/{session_id}/compact")
             assert conflict.status_code == 409 and "being generated" in conflict.json()["detail"]
             await client.post(f"/session/{session_id}/abort")
@@ -271,7 +338,7 @@ async def test_pagination_over_a_compacted_session(fake, start_server):
             if number >= 3:  # from then on 4 messages since the last summary + the new one
                 fake.script(Reply(text=SUMMARY))
             fake.script(Reply(text=f"a{number}"))
-            await turn(client, session_id, f"q{number}")
+            await send(client, session_id, content=f"q{number}")
         page = await messages(client, session_id)
         kinds = [
             "summary" if m["parts"][0]["type"] == "compaction" else m["content"]
@@ -282,7 +349,7 @@ async def test_pagination_over_a_compacted_session(fake, start_server):
         assert [k for k in kinds if k != "summary"] == [
             text for n in range(1, 7) for text in (f"q{n}", f"a{n}")
         ]
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["compactions"] == kinds.count("summary")
 
         # Pages in both orders cover the same messages, the summaries where they happened.
@@ -309,19 +376,16 @@ async def test_old_tool_outputs_are_pruned_from_the_request_not_from_history(fak
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        frames = await turn(client, session_id, "write it and read it twice")
+        frames = await send(client, session_id, content="write it and read it twice")
         assert frames[-1].type == "done"
         assert not any(f.type == "compaction" for f in frames)
 
-        tool_outputs = {
-            m["tool_call_id"]: m["content"]
-            for m in fake.requests[-1].json["messages"]
-            if m["role"] == "tool"
-        }
+        tool_outputs = {m["tool_call_id"]: m["content"] for m in fake.requests[-1].tool_messages()}
         assert tool_outputs["call_w"] == PRUNED
         assert len(tool_outputs["call_r1"]) > 60_000 and len(tool_outputs["call_r2"]) > 60_000
-        third_step = fake.requests[-2].json["messages"]  # two outputs fitted the budget then
-        assert all(m["content"] != PRUNED for m in third_step if m["role"] == "tool")
+        third_step = fake.requests[-2].tool_messages()  # two outputs fitted the budget then
+        assert [m["tool_call_id"] for m in third_step] == ["call_w", "call_r1"]
+        assert all(m["content"] != PRUNED for m in third_step)
 
         (_, reply_message) = (await messages(client, session_id))["messages"]
         outputs = [p["output"] for p in reply_message["parts"] if p["type"] == "tool"]
@@ -332,14 +396,14 @@ async def compaction_in_flight(client: httpx.AsyncClient, fake) -> tuple[str, as
     """A session of two exchanges whose manual compaction is stuck in the summary call."""
     fake.script(Reply(text="a1"), Reply(text="a2"), Reply(text=["partial"], hang_after=1))
     session_id = await new_session(client)
-    await turn(client, session_id, "q1")
-    await turn(client, session_id, "q2")
+    await send(client, session_id, content="q1")
+    await send(client, session_id, content="q2")
     compacting = asyncio.create_task(client.post(f"/session/{session_id}/compact"))
     await wait_until(lambda: fake.open_streams == 1)
     return session_id, compacting
 
 
-async def test_a_crash_during_compaction_leaves_the_session_usable(fake, start_server, tmp_path):
+async def test_a_crash_during_compaction_leaves_the_session_usable(fake, start_server):
     server = start_server()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id, compacting = await compaction_in_flight(client, fake)
@@ -347,19 +411,18 @@ async def test_a_crash_during_compaction_leaves_the_session_usable(fake, start_s
         with pytest.raises(httpx.HTTPError):
             await compacting
 
-    restarted = ServerProcess(tmp_path, server.env).start()
-    try:
-        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as client:
-            status = (await client.get(f"/session/{session_id}/compaction-status")).json()
-            assert status["status"] == "failed" and "stopped" in status["error"]
-            page = await messages(client, session_id)
-            assert [m["content"] for m in page["messages"]] == ["q1", "a1", "q2", "a2"]
-            fake.script(Reply(text="a3"))
-            frames = await turn(client, session_id, "q3")
-            assert frames[-1].type == "done"
-            assert texts(fake.requests[-1].json)[1:] == ["q1", "a1", "q2", "a2", "q3"]
-    finally:
-        restarted.stop()
+    async with (
+        restarted(server) as again,
+        httpx.AsyncClient(base_url=again.url, timeout=30) as client,
+    ):
+        status = await compaction_status(client, session_id)
+        assert status["status"] == "failed" and "stopped" in status["error"]
+        page = await messages(client, session_id)
+        assert [m["content"] for m in page["messages"]] == ["q1", "a1", "q2", "a2"]
+        fake.script(Reply(text="a3"))
+        frames = await send(client, session_id, content="q3")
+        assert frames[-1].type == "done"
+        assert texts(fake.requests[-1].json)[1:] == ["q1", "a1", "q2", "a2", "q3"]
 
 
 async def test_abort_stops_a_manual_compaction(fake, server):
@@ -371,7 +434,7 @@ async def test_abort_stops_a_manual_compaction(fake, server):
         assert response.status_code == 409 and "aborted" in response.json()["detail"]
         assert fake.wait_closed()  # the summary's provider stream was closed
 
-        status = (await client.get(f"/session/{session_id}/compaction-status")).json()
+        status = await compaction_status(client, session_id)
         assert status["status"] == "failed" and "Aborted" in status["error"]
         assert (await client.get(f"/session/{session_id}")).json()["status"] == "idle"
         assert (await messages(client, session_id))["total_count"] == 4
@@ -389,12 +452,9 @@ async def test_the_compacted_view_is_a_valid_request_in_every_dialect(
     server = start_server(OPENCODE_COMPACT_MESSAGES="4")
     fake.script(Reply(text="a1"), Reply(text="a2"), Reply(text=SUMMARY), Reply(text="a3"))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        response = await client.post(
-            "/session", json={"provider_id": provider_id, "model_id": model_id}
-        )
-        session_id = response.json()["id"]
+        session_id = await new_session(client, provider_id=provider_id, model_id=model_id)
         for content in ("q1", "q2", "q3"):
-            frames = await turn(client, session_id, content)
+            frames = await send(client, session_id, content=content)
             assert frames[-1].type == "done", frames[-1].data
         assert [f.data["status"] for f in frames if f.type == "compaction"] == [
             "started",
@@ -418,10 +478,10 @@ async def test_a_prompt_the_provider_finds_too_long_is_compacted_and_sent_again(
     fake.script(Reply(text="a1"), Reply(text="a2"))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        await turn(client, session_id, "q1")
-        await turn(client, session_id, "q2")
+        await send(client, session_id, content="q1")
+        await send(client, session_id, content="q2")
         fake.script(Reply(status=400, error_message=overflow), Reply(text=SUMMARY), Reply("a3"))
-        frames = await turn(client, session_id, "q3")
+        frames = await send(client, session_id, content="q3")
         types = [f.type for f in frames]
         assert types[:4] == ["message_start", "step_start", "compaction", "compaction"]
         assert frames[3].data["status"] == "completed" and frames[3].data["messages_folded"] == 4
@@ -435,7 +495,7 @@ async def test_a_prompt_the_provider_finds_too_long_is_compacted_and_sent_again(
             Reply(text="## Goal\nnewer summary"),
             Reply(status=400, error_message=overflow),
         )
-        frames = await turn(client, session_id, "q4 " + "x" * 1000)
+        frames = await send(client, session_id, content="q4 " + "x" * 1000)
         assert [f.data["status"] for f in frames if f.type == "compaction"] == [
             "started",
             "completed",
@@ -445,7 +505,7 @@ async def test_a_prompt_the_provider_finds_too_long_is_compacted_and_sent_again(
         # Nothing to fold in a new session: no compaction, the refusal is the turn's error.
         fresh = await new_session(client)
         fake.script(Reply(status=400, error_message=overflow))
-        frames = await turn(client, fresh, "q1")
+        frames = await send(client, fresh, content="q1")
         assert [f.type for f in frames] == ["message_start", "step_start", "error"]
-        status = (await client.get(f"/session/{fresh}/compaction-status")).json()
+        status = await compaction_status(client, fresh)
         assert status["status"] == "idle"

@@ -1,58 +1,31 @@
 """``GET /event`` (the bus) and title generation through the real server."""
 
-import asyncio
-
 import httpx
 import pytest
 
+from tests.e2e.helpers import listen_bus, new_session, send, wait_until
 from tests.fakes.provider import Reply
-from tests.sse import SSEParser, collect
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def read_bus(client, into: list, ready: asyncio.Event, headers=None):
-    async with client.stream("GET", "/event", headers=headers or {}) as response:
-        parser = SSEParser()
-        async for line in response.aiter_lines():
-            frame = parser.feed(line)
-            if frame is not None:
-                into.append(frame)
-                ready.set()
-
-
-async def wait_until(predicate, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 async def test_bus_carries_session_message_and_todo_events(fake, server):
     todos = [{"id": "a", "content": "x", "status": "pending", "priority": "low"}]
     fake.script(Reply(tool_calls=[("t1", "todowrite", {"todos": todos})]), Reply(text="hi there"))
-    frames: list = []
-    ready = asyncio.Event()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        reader = asyncio.create_task(read_bus(client, frames, ready))
-        await asyncio.wait_for(ready.wait(), 10)
-        assert frames[0].data["type"] == "server.connected"
-        session_id = (await client.post("/session")).json()["id"]
-        async with client.stream(
-            "POST", f"/session/{session_id}/message", json={"content": "yo"}
-        ) as r:
-            await collect(r)
-        await wait_until(
-            lambda: any(
-                f.data["type"] == "session.status" and f.data["properties"]["status"] == "idle"
-                for f in frames
+        async with listen_bus(client) as frames:
+            assert frames[0].data["type"] == "server.connected"
+            session_id = await new_session(client)
+            await send(client, session_id, content="yo")
+            await wait_until(
+                lambda: any(
+                    f.data["type"] == "session.status" and f.data["properties"]["status"] == "idle"
+                    for f in frames
+                )
             )
-        )
-        await client.patch(f"/session/{session_id}", json={"title": "t"})
-        await client.delete(f"/session/{session_id}")
-        await wait_until(lambda: frames[-1].data["type"] == "session.deleted")
-        reader.cancel()
+            await client.patch(f"/session/{session_id}", json={"title": "t"})
+            await client.delete(f"/session/{session_id}")
+            await wait_until(lambda: frames[-1].data["type"] == "session.deleted")
 
         types = [f.data["type"] for f in frames[1:]]
         for expected in [
@@ -79,13 +52,8 @@ async def test_bus_carries_session_message_and_todo_events(fake, server):
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
         # reconnecting with Last-Event-ID replays what came after it
-        replayed: list = []
-        ready = asyncio.Event()
-        reader = asyncio.create_task(
-            read_bus(client, replayed, ready, {"Last-Event-ID": str(ids[-3])})
-        )
-        await wait_until(lambda: len(replayed) >= 3)
-        reader.cancel()
+        async with listen_bus(client, {"Last-Event-ID": str(ids[-3])}) as replayed:
+            await wait_until(lambda: len(replayed) >= 3)
         assert [int(f.id) for f in replayed[1:3]] == ids[-2:]
 
 
@@ -93,15 +61,10 @@ async def test_generate_title(fake, start_server):
     server = start_server(OPENCODE_TITLE_MODEL="anthropic/claude-haiku-4-5")
     fake.script(Reply(text="Sure, here you go"), Reply(text='"Planning A Garden Party."'))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        session_id = (await client.post("/session")).json()["id"]
+        session_id = await new_session(client)
         empty = await client.post(f"/session/{session_id}/generate-title")
         assert empty.status_code == 400 and empty.json()["error"] == "bad_request"
-        async with client.stream(
-            "POST",
-            f"/session/{session_id}/message",
-            json={"content": "Help me plan a garden party"},
-        ) as r:
-            await collect(r)
+        await send(client, session_id, content="Help me plan a garden party")
         titled = await client.post(f"/session/{session_id}/generate-title")
         assert titled.status_code == 200
         assert titled.json() == {"session_id": session_id, "title": "Planning A Garden Party"}
@@ -124,20 +87,15 @@ async def test_generate_title(fake, start_server):
 
 async def test_retries_are_announced_on_the_bus(fake, server):
     fake.script(Reply(status=429, retry_after="0", error_message="slow down"), Reply(text="ok"))
-    frames: list = []
-    ready = asyncio.Event()
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        reader = asyncio.create_task(read_bus(client, frames, ready))
-        await asyncio.wait_for(ready.wait(), 10)
-        session_id = (await client.post("/session")).json()["id"]
-        async with client.stream(
-            "POST", f"/session/{session_id}/message", json={"content": "hi"}
-        ) as response:
-            assert (await collect(response))[-1].type == "done"
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        listen_bus(client) as frames,
+    ):
+        session_id = await new_session(client)
+        assert (await send(client, session_id, content="hi"))[-1].type == "done"
         await wait_until(
             lambda: any(f.data["properties"].get("status") == "idle" for f in frames[1:])
         )
-        reader.cancel()
     statuses = [f.data["properties"] for f in frames if f.data["type"] == "session.status"]
     assert [s["status"] for s in statuses] == ["busy", "retry", "idle"]
     retry = statuses[1]

@@ -3,23 +3,10 @@
 import httpx
 import pytest
 
+from tests.e2e.helpers import by_type, new_session, send
 from tests.fakes.provider import Reply
-from tests.sse import collect
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def new_session(client: httpx.AsyncClient, **body) -> str:
-    response = await client.post("/session", json=body or None)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-async def send(client: httpx.AsyncClient, session_id: str, **body):
-    async with client.stream("POST", f"/session/{session_id}/message", json=body) as response:
-        assert response.status_code == 200, await response.aread()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return await collect(response)
 
 
 async def test_text_turn_streams_every_event_and_is_stored(fake, server):
@@ -83,24 +70,21 @@ async def test_tool_calls_run_and_the_turn_continues(fake, server):
     )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
-        frames = await send(client, session_id, content="Plan it")
-        by_type = {}
-        for frame in frames:
-            by_type.setdefault(frame.type, []).append(frame.data)
+        grouped = by_type(await send(client, session_id, content="Plan it"))
 
-        calls = [d["tool_call"] for d in by_type["tool_call"]]
+        calls = [d["tool_call"] for d in grouped["tool_call"]]
         assert [c["id"] for c in calls] == ["call_todo", "call_bad", "call_args"]
         assert calls[0]["arguments"] == {"todos": todos}
-        results = {d["tool_call_id"]: d for d in by_type["tool_result"]}
+        results = {d["tool_call_id"]: d for d in grouped["tool_result"]}
         assert results["call_todo"]["is_error"] is False
         assert (
             results["call_bad"]["is_error"] is True and "todowrite" in results["call_bad"]["text"]
         )
         assert results["call_args"]["is_error"] is True
-        assert [d["stop_reason"] for d in by_type["step_finish"]] == ["tool_calls", "stop"]
-        assert by_type["done"][0]["stop_reason"] == "stop"
-        done_cost = by_type["done"][0]["cost"]
-        assert done_cost == by_type["step_finish"][0]["cost"] + by_type["step_finish"][1]["cost"]
+        assert [d["stop_reason"] for d in grouped["step_finish"]] == ["tool_calls", "stop"]
+        assert grouped["done"][0]["stop_reason"] == "stop"
+        done_cost = grouped["done"][0]["cost"]
+        assert done_cost == grouped["step_finish"][0]["cost"] + grouped["step_finish"][1]["cost"]
 
         assert (await client.get(f"/session/{session_id}/todo")).json() == todos
         cost = (await client.get(f"/session/{session_id}/cost")).json()
@@ -116,8 +100,7 @@ async def test_tool_calls_run_and_the_turn_continues(fake, server):
         ]
 
     # The second step saw the tool results, in call order.
-    second = fake.requests[-1].json["messages"]
-    tool_messages = [m for m in second if m["role"] == "tool"]
+    tool_messages = fake.requests[-1].tool_messages()
     assert [m["tool_call_id"] for m in tool_messages] == ["call_todo", "call_bad", "call_args"]
 
 

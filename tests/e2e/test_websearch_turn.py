@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.e2e.test_turns import new_session, send
+from tests.e2e.helpers import new_session, send
 from tests.fakes.provider import Reply
 from tests.fakes.search import FakeSearxng, SearxReply, searx_result
 
@@ -59,7 +59,7 @@ async def test_the_model_searches_and_reads_the_numbered_results(fake, start_ser
         "   A walkthrough of async IO in Python."
     )
     assert frames[-1].type == "done"
-    tool_message = next(m for m in fake.requests[-1].json["messages"] if m["role"] == "tool")
+    (tool_message,) = fake.requests[-1].tool_messages()
     assert tool_message["content"] == result["text"]
 
 

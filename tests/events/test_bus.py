@@ -1,7 +1,8 @@
 """The event bus: fan-out, replay from Last-Event-ID, slow subscribers dropped."""
 
 import asyncio
-import contextlib
+
+import pytest
 
 from opencode.events.bus import EventBus
 
@@ -54,6 +55,6 @@ async def test_close_ends_subscriptions():
     waiting = asyncio.create_task(take(sub, 1))
     await asyncio.sleep(0)
     bus.close()
-    with contextlib.suppress(StopAsyncIteration):
+    with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(waiting, 1)
     assert bus.subscriber_count == 0

@@ -60,6 +60,10 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
 
+    def tool_messages(self) -> list[dict]:
+        """The tool results an OpenAI chat request carries, in order."""
+        return [m for m in self.json["messages"] if m["role"] == "tool"]
+
 
 class _Abort(Exception):
     """A scripted transport failure: the app returns without finishing the response, and
