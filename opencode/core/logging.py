@@ -1,9 +1,33 @@
-"""Process-wide logging: one line per record, at ``Settings.log_level`` (``OPENCODE_LOG_LEVEL``)."""
+"""Process-wide logging: one line per record, at ``Settings.log_level`` (``OPENCODE_LOG_LEVEL``).
+
+Every line goes through ``redact`` (tracebacks included), so a key echoed in a provider's error
+never reaches the log. Database drivers log each statement with its parameters at DEBUG, which is
+conversation text: they stay at WARNING unless ``OPENCODE_LOG_SQL`` asks for them. sse-starlette
+logs every frame it sends at DEBUG (the reply's text, token by token): it stays at WARNING.
+"""
 
 import logging
 
+from opencode.core.redact import redact
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+NOISY = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore", "sse_starlette")
+SQL_DRIVERS = ("aiosqlite", "asyncpg", "postgrest", "supabase")
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure_logging(level: str, *, log_sql: bool = False) -> None:
+    logging.basicConfig(level=level, format=FORMAT)
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        if not isinstance(handler.formatter, RedactingFormatter):
+            handler.setFormatter(RedactingFormatter(FORMAT))
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for driver in SQL_DRIVERS:
+        logging.getLogger(driver).setLevel(logging.NOTSET if log_sql else logging.WARNING)

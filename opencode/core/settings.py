@@ -7,6 +7,15 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOG_LEVELS = tuple(logging.getLevelNamesMapping())
+SECRET_FIELDS = (
+    "anthropic_api_key",
+    "openai_api_key",
+    "gemini_api_key",
+    "tavily_api_key",
+    "brave_api_key",
+    "exa_api_key",
+    "server_password",
+)
 
 
 class Settings(BaseSettings):
@@ -15,8 +24,10 @@ class Settings(BaseSettings):
     )
 
     port: int = Field(7860, alias="PORT")
+    host: str = Field("127.0.0.1", alias="OPENCODE_HOST")
     database_url: str = Field("sqlite:///./data/opencode.db", alias="DATABASE_URL")
     log_level: str = Field("INFO", alias="OPENCODE_LOG_LEVEL")
+    log_sql: bool = Field(False, alias="OPENCODE_LOG_SQL")
 
     default_model: str | None = Field(None, alias="OPENCODE_MODEL")
     title_model: str | None = Field(None, alias="OPENCODE_TITLE_MODEL")
@@ -26,15 +37,24 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="OPENCODE_CORS_ORIGINS"
     )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="OPENCODE_ALLOWED_HOSTS"
+    )
+    header_timeout: float = Field(10.0, alias="OPENCODE_HEADER_TIMEOUT", gt=0)
+    body_timeout: float = Field(30.0, alias="OPENCODE_BODY_TIMEOUT", gt=0)
+    max_connections: int = Field(2048, alias="OPENCODE_MAX_CONNECTIONS", ge=16)
+    shutdown_grace: float = Field(10.0, alias="OPENCODE_SHUTDOWN_GRACE", ge=0)
 
     question_timeout: float = Field(600.0, alias="OPENCODE_QUESTION_TIMEOUT", gt=0)
-    keepalive_seconds: float = Field(15.0, alias="OPENCODE_KEEPALIVE_SECONDS", gt=0)
+    keepalive_seconds: float = Field(3.0, alias="OPENCODE_KEEPALIVE_SECONDS", gt=0)
     max_retries: int = Field(3, alias="OPENCODE_MAX_RETRIES", ge=0, le=10)
     retry_base_delay: float = Field(1.0, alias="OPENCODE_RETRY_BASE_DELAY", ge=0)
     retry_max_delay: float = Field(30.0, alias="OPENCODE_RETRY_MAX_DELAY", ge=0)
     max_output_tokens: int | None = Field(None, alias="OPENCODE_MAX_OUTPUT_TOKENS", gt=0)
     stream_idle_timeout: float = Field(300.0, alias="OPENCODE_STREAM_IDLE_TIMEOUT", gt=0)
     native_openai: bool = Field(True, alias="OPENCODE_NATIVE_OPENAI")
+    max_step_output_chars: int = Field(2_000_000, alias="OPENCODE_MAX_STEP_OUTPUT_CHARS", ge=1000)
+    turn_timeout: float = Field(1800.0, alias="OPENCODE_TURN_TIMEOUT", gt=0)
 
     compact_messages: int = Field(50, alias="OPENCODE_COMPACT_MESSAGES", ge=4)
     compact_ratio: float = Field(0.8, alias="OPENCODE_COMPACT_RATIO", gt=0, le=1)
@@ -60,7 +80,11 @@ class Settings(BaseSettings):
     )
     gemini_api_base: str | None = Field(None, alias="GEMINI_API_BASE")
 
-    @field_validator("cors_origins", mode="before")
+    def secret_values(self) -> list[str]:
+        """The configured secrets, so error text and logs can be scrubbed of them."""
+        return [value for name in SECRET_FIELDS if (value := getattr(self, name))]
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         return _split_csv(value) if isinstance(value, str) else value
