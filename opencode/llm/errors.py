@@ -1,7 +1,10 @@
 """Any LiteLLM or transport failure as one short, human-readable ``ProviderError``.
 
 Retryable exactly when a second attempt can help: 408, 409, 429, 5xx, connection failures,
-timeouts and stalled streams. The provider's own ``Retry-After`` travels along when it sent one.
+timeouts, stalled streams, and streams that were cut short or garbled on the way (a 200 that is
+not an event stream, a line that is not JSON, no finish reason). The provider's own
+``Retry-After`` travels along when it sent one. Not retryable: a stream past the line or output
+caps, which a second attempt would most likely repeat.
 """
 
 import asyncio
@@ -45,6 +48,8 @@ def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
     status = status if isinstance(status, int) else None
     detail = _provider_message(cause)
     if status is None or status >= 500:  # LiteLLM labels some connection failures 500
+        if (line := _invalid_json_line(exc, cause)) is not None:
+            return invalid_json_error(provider, line)
         transport = [e for e in _chain(exc) if isinstance(e, _TRANSPORT_ERRORS)]
         if transport:
             what = "timed out" if any(isinstance(e, _TIMEOUTS) for e in transport) else "failed"
@@ -82,6 +87,64 @@ def stalled_stream_error(provider: str, idle_timeout: float) -> ProviderError:
     """The provider kept the connection open but sent nothing for ``idle_timeout`` seconds."""
     message = f"{provider}: no data for {idle_timeout:g} s; the stream stalled"
     return ProviderError(message, retryable=True)
+
+
+# ---- streams that are not what a provider sends ----
+
+
+def unfinished_stream_error(provider: str) -> ProviderError:
+    """The stream ended (cleanly, or with nothing in it) before the provider's finish reason."""
+    return ProviderError(f"{provider}: the stream ended before the model finished", retryable=True)
+
+
+def not_an_event_stream_error(provider: str, content_type: str, body: str = "") -> ProviderError:
+    """A 200 that is something else (a proxy's HTML login page, a JSON document)."""
+    snippet = " ".join(body.split())[:200]
+    detail = f": {snippet}" if snippet else ""
+    message = f"{provider}: expected an event stream, got {content_type or 'no content-type'}"
+    return ProviderError(message + detail, retryable=True)
+
+
+def invalid_json_error(provider: str, line: str | None = None) -> ProviderError:
+    detail = f": {line[:200]}" if line else ""
+    message = f"{provider}: the stream sent a line that is not JSON{detail}"
+    return ProviderError(message, retryable=True)
+
+
+def line_too_long_error(provider: str, limit: int) -> ProviderError:
+    message = f"{provider}: the event stream sent a line longer than {_size(limit)}"
+    return ProviderError(message)
+
+
+def output_cap_error(provider: str, limit: int) -> ProviderError:
+    """One step streamed more than ``ModelRequest.max_output_chars``: a model (or a gateway)
+    repeating itself without end would otherwise fill memory and the stored turn."""
+    return ProviderError(
+        f"{provider}: the model's output passed {limit} characters in one step "
+        "(OPENCODE_MAX_STEP_OUTPUT_CHARS); the step was stopped"
+    )
+
+
+def media_type(content_type: str | None) -> str:
+    """``text/event-stream`` from ``Text/Event-Stream; charset=utf-8``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
+def _invalid_json_line(exc: BaseException, cause: BaseException) -> str | None:
+    """OpenAI through LiteLLM (1.106): the openai SDK's ``json.loads`` of a ``data:`` line that
+    is not JSON raises ``JSONDecodeError``, which LiteLLM re-raises as an APIConnectionError
+    (status 500, "connection failed"). The line is the decode error's ``doc``. Only without a
+    real HTTP status: an error body that is not JSON has one, and is quoted as such."""
+    if getattr(cause, "status_code", None) not in (None, 500):
+        return None
+    if not isinstance(cause, (litellm.APIConnectionError, json.JSONDecodeError)):
+        return None
+    decode = next((e for e in _chain(exc) if isinstance(e, json.JSONDecodeError)), None)
+    return None if decode is None else decode.doc
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -6,11 +6,13 @@ of CPU (the openai SDK builds pydantic objects from it, LiteLLM rebuilds them as
 walks them all again at the end of the stream; see bench/README.md); here a chunk is one
 ``json.loads`` and a few dict lookups. Everything else is shared with the LiteLLM path: the request messages
 (``messages``), failures (``errors``), and accumulation, usage and cost (``accumulate``, priced
-from LiteLLM's offline cost map).
+from LiteLLM's offline cost map). Bodies other than a good event stream: ``openai_bodies``.
 
-The event stream is read as OpenAI-compatible servers write it: each ``data:`` line is one
-chunk, a line of JSON; other fields (``event:``, ``id:``) and ``:`` keep-alive comments are
-skipped, and ``[DONE]`` ends it.
+The event stream is read as OpenAI-compatible servers write it (``sse``): each ``data:`` line
+is one chunk, a line of JSON. What a server or a gateway in front of it may send instead fails
+the step with a ``ProviderError`` that says so: a line over ``MAX_LINE_BYTES``, a line that is
+not JSON, a 200 that is not an event stream, a stream that ends without a finish reason (one
+with a finish reason but no ``[DONE]`` is complete).
 """
 
 import asyncio
@@ -22,16 +24,25 @@ from urllib.parse import urlsplit
 import httpx
 import litellm
 
-from opencode.llm.accumulate import StepBuilder
-from opencode.llm.errors import to_provider_error, within_idle
+from opencode.llm.accumulate import Delta, StepBuilder
+from opencode.llm.errors import invalid_json_error, media_type, to_provider_error, within_idle
 from opencode.llm.messages import chat_fields
-from opencode.llm.types import ModelRequest, ProviderError, ReasoningDelta, StreamChunk, TextDelta
+from opencode.llm.openai_bodies import (
+    EVENT_STREAM_TYPES,
+    PROVIDER,
+    HTTPFailure,
+    stream_error_event,
+    whole_body,
+)
+from opencode.llm.sse import EventLines, data_payload
+from opencode.llm.types import ModelRequest, ProviderError, StreamChunk
 
 # What the HTTP exchange hands the stream: each read of the body, then None, or what failed it.
 Reads = asyncio.Queue[bytes | Exception | None]
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
-PROVIDER = "openai"
+MAX_LINE_BYTES = 2**20  # one event: OpenAI's are a few KiB at most (tool arguments come in pieces)
+MAX_WHOLE_BODY = 16 * 2**20  # a 200 that is not an event stream is read up to this size
 # No read timeout: ``idle_timeout`` bounds each wait for the body, which may stream for minutes.
 HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
 HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=30)
@@ -75,28 +86,30 @@ class OpenAIStreamClient:
         reads: Reads = asyncio.Queue()
         exchange = asyncio.create_task(_exchange(self._http_client(), call, reads))
         try:
-            step = StepBuilder()
+            step = StepBuilder(PROVIDER, request.max_output_chars)
             async for payload in self._payloads(reads):
                 for delta in add_openai_chunk(step, parse_chunk(payload)):
                     yield delta
-            yield step.output(request.model)
+            for chunk in step.finish(request.model):
+                yield chunk
         finally:
             await _stop(exchange)
 
     async def _payloads(self, reads: Reads) -> AsyncIterator[bytes]:
         """The ``data:`` payloads of the event stream, but ``[DONE]``, from the body's reads."""
-        pending = b""
+        lines = EventLines(PROVIDER, MAX_LINE_BYTES)
         while (read := await self._next(reads)) is not None:
-            *lines, pending = (pending + read).split(b"\n")
-            for line in lines:
-                if line.startswith(b"data:") and (payload := line[5:].strip()) != b"[DONE]":
-                    yield payload  # other lines: blank separators, event:/id:, ": ping" comments
-        if pending.startswith(b"data:") and (payload := pending[5:].strip()) != b"[DONE]":
+            for line in lines.feed(read):
+                if (payload := data_payload(line)) is not None:
+                    yield payload
+        if (payload := data_payload(lines.end())) is not None:
             yield payload
 
     async def _next(self, reads: Reads) -> bytes | None:
         """The next read of the body (None at its end), within ``idle_timeout``."""
         read = await within_idle(reads.get(), self.idle_timeout, PROVIDER)
+        if isinstance(read, ProviderError):
+            raise read
         if isinstance(read, Exception):
             raise to_provider_error(read, PROVIDER) from read
         return read
@@ -119,15 +132,28 @@ async def _exchange(http: httpx.AsyncClient, call: httpx.Request, reads: Reads) 
         response = await http.send(call, stream=True)
         try:
             if response.status_code != 200:
-                raise _Failure.of(response, await response.aread())
-            async for read in response.aiter_bytes():  # to the end: the connection is reused
-                reads.put_nowait(read)
+                raise HTTPFailure.of(response, await response.aread())
+            content_type = media_type(response.headers.get("content-type"))
+            if content_type not in EVENT_STREAM_TYPES:
+                reads.put_nowait(whole_body(content_type, await _read_at_most(response)))
+            else:
+                async for read in response.aiter_bytes():  # to the end: the connection is reused
+                    reads.put_nowait(read)
         finally:
             await response.aclose()
     except Exception as exc:
         reads.put_nowait(exc)
     else:
         reads.put_nowait(None)
+
+
+async def _read_at_most(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for read in response.aiter_bytes():
+        body += read
+        if len(body) > MAX_WHOLE_BODY:
+            break
+    return bytes(body)
 
 
 # ---- requests ----
@@ -165,22 +191,22 @@ def max_tokens_field(api_base: str | None) -> str:
 
 
 def parse_chunk(payload: bytes) -> dict[str, Any]:
+    # Decoded first (bytes would make json sniff their encoding), bytes that are not UTF-8 as
+    # U+FFFD: a gateway that cut a character in two garbles one character, not the step.
+    text = payload.decode(errors="replace")
     try:
-        chunk = json.loads(payload.decode())  # bytes would make json sniff their encoding
+        chunk = json.loads(text)
     except ValueError:
-        chunk = None
+        raise invalid_json_error(PROVIDER, text) from None
     if not isinstance(chunk, dict):
-        raise ProviderError(
-            f"{PROVIDER}: the stream sent a chunk that is not a JSON object: {payload[:200]!r}"
-        )
+        message = f"{PROVIDER}: the stream sent a chunk that is not a JSON object: {text[:200]}"
+        raise ProviderError(message, retryable=True)
     if chunk.get("error") and not chunk.get("choices"):
         raise stream_error_event(chunk["error"])
     return chunk
 
 
-def add_openai_chunk(
-    step: StepBuilder, chunk: dict[str, Any]
-) -> Iterator[TextDelta | ReasoningDelta]:
+def add_openai_chunk(step: StepBuilder, chunk: dict[str, Any]) -> Iterator[Delta]:
     """Feed one ``chat.completion.chunk`` to the step; yields the deltas it carried."""
     if usage := chunk.get("usage"):
         step.usage = usage_object(usage)
@@ -188,9 +214,9 @@ def add_openai_chunk(
         step.finish_reason = choice.get("finish_reason") or step.finish_reason
         delta = choice.get("delta") or {}
         if reasoning := reasoning_text(delta):
-            yield step.add_reasoning(reasoning)
-        if content := delta.get("content"):
-            yield step.add_text(content)
+            yield from step.add_reasoning(reasoning)
+        if isinstance(content := delta.get("content"), str) and content:
+            yield from step.add_text(content)
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             step.add_tool_call(
@@ -214,34 +240,6 @@ def usage_object(usage: dict[str, Any]) -> Any:
     except Exception:  # a field LiteLLM cannot read: keep the token counts
         counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
         return litellm.Usage(**{k: v for k, v in counts.items() if isinstance(v, int)})
-
-
-def stream_error_event(error: Any) -> ProviderError:
-    """vLLM, OpenRouter and other gateways report a failure after the 200 as a chunk of its own,
-    ``{"error": {"message": ..., "code": ...}}``. With an HTTP status as its code it is read like
-    that status; without one it is the server failing mid-answer, retryable like a 5xx."""
-    error = error if isinstance(error, dict) else {"message": str(error)}
-    code = str(error.get("code"))
-    if not (code.isdigit() and len(code) == 3):
-        return ProviderError(f"{PROVIDER} error: {error.get('message') or error}", retryable=True)
-    return to_provider_error(_Failure(int(code), json.dumps({"error": error})), PROVIDER)
-
-
-class _Failure(Exception):
-    """A provider failure in the shape ``errors.to_provider_error`` reads: ``status_code``,
-    ``headers`` (for Retry-After) and ``message`` (a JSON error body, whose ``error.message``
-    becomes the ProviderError's text)."""
-
-    def __init__(self, status_code: int, message: str, headers: Any = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-        self.headers = headers
-
-    @classmethod
-    def of(cls, response: httpx.Response, body: bytes) -> "_Failure":
-        text = body.decode(errors="replace").strip() or response.reason_phrase
-        return cls(response.status_code, text, response.headers)
 
 
 async def _stop(exchange: asyncio.Task[None]) -> None:

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from opencode.core.redact import redact
+from opencode.core.text import scrub
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -66,7 +69,8 @@ class Usage:
 @dataclass(frozen=True)
 class ModelRequest:
     """One model call. ``model`` is ``provider/model`` (``openai/gpt-4o-mini``,
-    ``anthropic/claude-sonnet-4-5``, ``gemini/gemini-2.5-flash``)."""
+    ``anthropic/claude-sonnet-4-5``, ``gemini/gemini-2.5-flash``). ``max_output_chars`` caps
+    the characters of text, reasoning and tool arguments one step may stream (None: no cap)."""
 
     model: str
     messages: tuple[ChatMessage, ...]
@@ -75,6 +79,7 @@ class ModelRequest:
     api_key: str | None = None
     api_base: str | None = None
     max_tokens: int | None = None
+    max_output_chars: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # passed through to the provider call
 
 
@@ -108,7 +113,10 @@ StreamChunk = TextDelta | ReasoningDelta | StepOutput
 
 class ProviderError(Exception):
     """A failed model call. ``retryable`` marks 429/5xx/connection failures;
-    ``context_overflow`` a prompt longer than the model's context window."""
+    ``context_overflow`` a prompt longer than the model's context window.
+
+    The message is scrubbed and redacted here, once for every path: it quotes what providers
+    and gateways sent, which may echo the request's API key or hold half an emoji."""
 
     def __init__(
         self,
@@ -119,6 +127,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         context_overflow: bool = False,
     ) -> None:
+        message = redact(scrub(message))
         super().__init__(message)
         self.message = message
         self.status_code = status_code

@@ -16,6 +16,30 @@ is cut into *chunks* (text pieces, reasoning pieces, tool-argument fragments); `
 ``hang_after`` and ``fail_after`` count those chunks, not wire events, so they mean the same in
 every dialect. ``hang_after == len(chunks)`` stalls just before the finish/usage events.
 
+Faults, each scripted on the ``Reply`` and meaning the same in every dialect:
+
+* ``cut_after=N``: after N chunks the body ends cleanly, without the finish (OpenAI's
+  ``finish_reason`` chunk, usage and ``[DONE]``; Anthropic's ``message_delta`` and
+  ``message_stop``; Gemini's ``finishReason``). ``cut_after=0`` sends an empty body (not even
+  Anthropic's ``message_start``); ``cut_after == len(chunks)`` leaves out only the finish.
+* ``body`` + ``content_type``: a 200 whose whole body is these bytes (an HTML login page from
+  a proxy, an empty event stream), whatever was asked for.
+* ``invalid_json_after=N``: after N chunks one ``data: {this is not json`` event, then the
+  stream goes on as scripted, as from a gateway that mangled one event and kept streaming (a
+  client that skipped the line would lose content without noticing).
+* ``endless``: after the scripted text, text chunks (each different: LiteLLM rejects 100
+  identical chunks in a row) until the client disconnects; no tool calls, no finish.
+* ``huge_line=N``: after the first chunk (or before the finish, without chunks) one ``data:``
+  line of N bytes, in 64 KiB writes, never terminated: the body ends after it.
+* ``hang_headers``: the request is read and no response is ever started (until the client
+  disconnects).
+* ``echo_auth``: an error response's message quotes the request's credentials (headers
+  ``Authorization``, ``x-api-key``, ``x-goog-api-key`` and a ``key=`` query value) verbatim,
+  as misbehaving gateways do.
+
+Text is rendered with ``json.dumps`` defaults, so a lone surrogate (``"\\ud83d"``, half an
+emoji cut between two chunks) goes out as a ``\\uXXXX`` escape, as real providers send it.
+
 The bytes of each dialect are rendered in ``wire.py``; this module serves them.
 """
 
@@ -24,11 +48,15 @@ import json
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import parse_qsl
 
 from tests.fakes.loopback import ThreadedServer
-from tests.fakes.wire import DIALECTS, END, Chunk
+from tests.fakes.wire import DIALECTS, END, INVALID_JSON_LINE, Chunk
+
+WRITE_SIZE = 64 * 1024  # a huge line goes out in writes of this size
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 NO_REPLY_MESSAGE = "fake provider: no scripted reply"
 
@@ -50,6 +78,15 @@ class Reply:
     retry_after: str | None = None  # Retry-After header value for error responses
     fail_after: int | None = None  # after N chunks, abort the connection mid-stream
     redacted_thinking: str | None = None  # Anthropic only: a redacted_thinking block's data
+    # faults (see the module docstring for what each does in every dialect)
+    cut_after: int | None = None  # after N chunks, end the body without the finish
+    body: bytes | None = None  # a 200 with exactly this body ...
+    content_type: str = "text/event-stream"  # ... and this content-type
+    invalid_json_after: int | None = None  # after N chunks, one data: line that is not JSON
+    endless: bool = False  # text chunks until the client disconnects
+    huge_line: int | None = None  # after the first chunk, one data: line of N bytes, then EOF
+    hang_headers: bool = False  # never start the response
+    echo_auth: bool = False  # error messages quote the request's credentials
 
 
 @dataclass(frozen=True)
@@ -90,7 +127,8 @@ class FakeProvider:
     serves; both sides go through one lock. Use as ``with FakeProvider() as fake:``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, default: Reply | None = None) -> None:
+        self.default = default  # what an unscripted request gets (else a 500)
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
         self._replies: deque[Reply] = deque()
@@ -151,6 +189,8 @@ class FakeProvider:
                 return Reply(status=404, error_message=f"fake provider: no route {recorded.path}")
             if self._replies:
                 return self._replies.popleft()
+            if self.default is not None:
+                return self.default
         return Reply(status=500, error_message=NO_REPLY_MESSAGE)
 
     def _track(self, change: int) -> None:
@@ -178,7 +218,9 @@ class FakeProvider:
         query = scope.get("query_string", b"").decode()
         reply = self._next(RecordedRequest(dialect, scope["path"], query, headers, payload))
         stream_events, whole, error = DIALECTS.get(dialect, DIALECTS["openai"])
-        if reply.status != 200:
+        if reply.status != 200 and not reply.hang_headers:
+            if reply.echo_auth:
+                reply = replace(reply, error_message=_echo_credentials(reply, headers, query))
             extra = [(b"retry-after", reply.retry_after.encode())] if reply.retry_after else []
             await _send_json(send, reply.status, error(reply), extra)
             return
@@ -187,7 +229,11 @@ class FakeProvider:
             streaming = bool(payload.get("stream"))
         self._track(+1)
         try:
-            if streaming:
+            if reply.hang_headers:
+                writer = asyncio.Event().wait()  # until the client disconnects
+            elif reply.body is not None:
+                writer = _send_body(send, reply.body, reply.content_type)
+            elif streaming:
                 writer = _write_stream(send, stream_events(reply, payload), reply)
             else:
                 writer = _write_whole(send, whole(reply, payload), reply)
@@ -203,6 +249,19 @@ async def _send_json(send: Any, status: int, body: dict, extra: list | None = No
     headers = [(b"content-type", b"application/json"), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
+
+
+async def _send_body(send: Any, body: bytes, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _echo_credentials(reply: Reply, headers: dict[str, str], query: str) -> str:
+    """The error message with the request's credentials in it, verbatim."""
+    echoed = [f"{name}: {headers[name]}" for name in CREDENTIAL_HEADERS if name in headers]
+    echoed += [f"key={value}" for name, value in parse_qsl(query) if name == "key"]
+    return f"{reply.error_message} (request had {', '.join(echoed) or 'no credentials'})"
 
 
 async def _until_disconnect(writer: Any, receive: Any) -> None:
@@ -231,19 +290,39 @@ async def _pace(reply: Reply, sent: int) -> None:
         raise _Abort(f"fake provider: scripted abort after {sent} chunks")
     if sent and reply.chunk_delay:
         await asyncio.sleep(reply.chunk_delay)
+    elif reply.endless:
+        await asyncio.sleep(0)  # else an endless writer never lets the disconnect be noticed
 
 
 async def _write_stream(send: Any, events: Iterator[bytes | Chunk], reply: Reply) -> None:
     headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     sent = 0
-    for item in events:
+    for item in events if reply.cut_after != 0 else ():
         if isinstance(item, Chunk):
+            if reply.cut_after is not None and sent >= reply.cut_after:
+                break
             await _pace(reply, sent)
+            if sent == reply.invalid_json_after:
+                await _write(send, INVALID_JSON_LINE)
+            if reply.huge_line is not None and (sent == 1 or (item is END and sent == 0)):
+                await _write_huge_line(send, reply.huge_line)
+                break
             sent += item is not END
             continue
-        await send({"type": "http.response.body", "body": item, "more_body": True})
+        await _write(send, item)
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _write(send: Any, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _write_huge_line(send: Any, size: int) -> None:
+    await _write(send, b"data: ")
+    for start in range(6, size, WRITE_SIZE):
+        await _write(send, b"x" * min(WRITE_SIZE, size - start))
+        await asyncio.sleep(0)  # let a client that hung up be noticed
 
 
 async def _write_whole(send: Any, body: dict, reply: Reply) -> None:
@@ -258,3 +337,22 @@ async def _write_whole(send: Any, body: dict, reply: Reply) -> None:
         )
         raise _Abort("fake provider: scripted abort mid-body")
     await send({"type": "http.response.body", "body": data})
+
+
+def main() -> None:
+    """``python -m tests.fakes.provider``: serve a fixed reply to every request until Ctrl-C,
+    e.g. as the provider of a server being fuzzed (``bench/README.md``)."""
+    import time
+
+    fake = FakeProvider(default=Reply(text="A fake answer.", input_tokens=10, output_tokens=4))
+    fake.start()
+    print(f"fake provider: OPENAI_API_BASE={fake.openai_base}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -28,6 +28,7 @@ class Chunk:
 
 
 END = Chunk("end", "")  # marks where the finish/usage events start
+INVALID_JSON_LINE = b"data: {this is not json\n\n"
 
 
 def split_text(text: str | list[str]) -> list[str]:
@@ -46,13 +47,22 @@ def _fragments(text: str, parts: int = 3) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def _chunks(reply: Reply) -> list[Chunk]:
-    chunks = [Chunk("reasoning", piece) for piece in split_text(reply.reasoning)]
-    chunks += [Chunk("text", piece) for piece in split_text(reply.text)]
+def _chunks(reply: Reply) -> Iterator[Chunk]:
+    yield from (Chunk("reasoning", piece) for piece in split_text(reply.reasoning))
+    yield from (Chunk("text", piece) for piece in split_text(reply.text))
+    if reply.endless:
+        yield from _endless_text()
     for index, (_, _, arguments) in enumerate(reply.tool_calls):
         frags = _fragments(_arguments_text(arguments))
-        chunks += [Chunk("tool", frag, index, n == len(frags) - 1) for n, frag in enumerate(frags)]
-    return chunks
+        yield from (Chunk("tool", frag, index, n == len(frags) - 1) for n, frag in enumerate(frags))
+
+
+def _endless_text() -> Iterator[Chunk]:
+    """Numbered words: LiteLLM fails a stream that repeats one chunk 100 times in a row."""
+    number = 0
+    while True:
+        number += 1
+        yield Chunk("text", f"w{number} ")
 
 
 def _sse(data: Any, event: str | None = None) -> bytes:

@@ -4,8 +4,16 @@ import pytest
 
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.retry import RetryingClient
-from opencode.llm.types import ChatMessage, ModelRequest, ProviderError, StepOutput, TextDelta
+from opencode.llm.types import (
+    ChatMessage,
+    ModelClient,
+    ModelRequest,
+    ProviderError,
+    StepOutput,
+    TextDelta,
+)
 from tests.fakes.provider import FakeProvider, Reply
+from tests.llm.test_litellm_adapter import model_request
 
 
 class Sleeps:
@@ -118,3 +126,58 @@ async def test_gives_up_after_max_retries(fake_provider: FakeProvider, sleeps: S
 
     assert caught.value.status_code == 502
     assert len(sleeps.delays) == 2 and len(fake_provider.requests) == 3
+
+
+# ---- on every path, the faults that fail a stream before its first chunk ----
+
+FAULTS_BEFORE_THE_FIRST_CHUNK = {
+    "cut": Reply(text="lost", cut_after=0),
+    "empty": Reply(body=b"", content_type="text/event-stream"),
+    "html": Reply(body=b"<html><body>Bad gateway</body></html>", content_type="text/html"),
+    "invalid-json": Reply(text="lost", invalid_json_after=0),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS_BEFORE_THE_FIRST_CHUNK))
+async def test_a_stream_fault_before_the_first_chunk_is_retried(
+    fake_provider: FakeProvider, sleeps: Sleeps, dialect: str, client: ModelClient, fault: str
+) -> None:
+    fake_provider.script(FAULTS_BEFORE_THE_FIRST_CHUNK[fault], Reply(text="ok"))
+    heard: list[str] = []
+    retrying_client = RetryingClient(
+        client, sleep=sleeps, on_retry=lambda n, error, d: heard.append(error.message)
+    )
+
+    chunks = await run(retrying_client, model_request(fake_provider, dialect))
+
+    assert chunks[0] == TextDelta("ok") and isinstance(chunks[-1], StepOutput)
+    assert len(sleeps.delays) == 1 and len(fake_provider.requests) == 2
+    assert heard[0].startswith(f"{dialect}: ")
+
+
+async def test_a_stream_cut_after_its_first_chunk_is_not_retried(
+    fake_provider: FakeProvider, sleeps: Sleeps, dialect: str, client: ModelClient
+) -> None:
+    fake_provider.script(Reply(text=["partial ", "rest"], cut_after=1), Reply(text="unused"))
+    seen: list = []
+
+    with pytest.raises(ProviderError, match="the stream ended before the model finished"):
+        async for chunk in RetryingClient(client, sleep=sleeps).stream(
+            model_request(fake_provider, dialect)
+        ):
+            seen.append(chunk)
+
+    assert seen == [TextDelta("partial ")]
+    assert sleeps.delays == [] and len(fake_provider.requests) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured_on_every_path(
+    fake_provider: FakeProvider, sleeps: Sleeps, dialect: str, client: ModelClient, status: int
+) -> None:
+    fake_provider.script(Reply(status=status, retry_after="3"), Reply(text="ok"))
+
+    chunks = await run(RetryingClient(client, sleep=sleeps), model_request(fake_provider, dialect))
+
+    assert chunks[-1].text == "ok"
+    assert sleeps.delays == [3.0] and len(fake_provider.requests) == 2
