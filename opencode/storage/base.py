@@ -59,6 +59,48 @@ class MessageRecord:
 
 
 @dataclass(frozen=True)
+class PartsPatch:
+    """A message's parts relative to what the store holds, so a write carries only what changed.
+
+    Applied in order: append ``append_text`` to the text of stored part ``keep - 1``, drop the
+    ``drop`` stored parts after the first ``keep``, then add ``tail``; ``content_append`` is
+    appended to ``content``. A growing reply is written as the text it gained, so the cost of a
+    write follows what is new, not the length of the message (``apply_patch`` is the reference).
+    """
+
+    keep: int
+    drop: int = 0
+    append_text: str = ""
+    tail: tuple[dict[str, Any], ...] = ()
+    content_append: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.drop or self.append_text or self.tail or self.content_append)
+
+
+def apply_patch(
+    parts: list[dict[str, Any]], content: str, patch: PartsPatch
+) -> tuple[list[dict[str, Any]], str]:
+    """The parts and content after ``patch``: what every backend must store."""
+    out = [dict(part) for part in parts[: patch.keep]]
+    if patch.append_text:
+        out[-1]["text"] = out[-1]["text"] + patch.append_text
+    out += [dict(part) for part in parts[patch.keep + patch.drop :]]
+    out += [dict(part) for part in patch.tail]
+    return out, content + patch.content_append
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """One model step's usage, added to the session totals in the write that stores the step."""
+
+    model: str
+    usage: dict[str, int]
+    cost: float
+
+
+@dataclass(frozen=True)
 class ModelUsageRecord:
     model: str
     cost: float
@@ -142,6 +184,22 @@ class Store(Protocol):
         cost: float | None = None,
         error: str | None = None,
     ) -> MessageRecord | None: ...
+
+    async def write_draft(
+        self,
+        session_id: str,
+        message_id: str,
+        patch: PartsPatch,
+        *,
+        usage: dict[str, int],
+        cost: float,
+        status: MessageStatus | None = None,
+        error: str | None = None,
+        step: StepUsage | None = None,
+    ) -> bool:
+        """Apply ``patch`` to a message being generated and set its usage and cost (and status
+        and error, when given); with ``step``, add that step's usage to the session's totals in
+        the same transaction. False if the message does not exist (nothing is written then)."""
 
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
 

@@ -24,9 +24,11 @@ from .base import (
     MessageStatus,
     ModelUsageRecord,
     Order,
+    PartsPatch,
     QuestionRecord,
     QuestionStatus,
     SessionRecord,
+    StepUsage,
     empty_usage,
 )
 from .migrations import migrate_sqlite
@@ -48,6 +50,7 @@ from .sqlite_rows import (
 )
 
 BUSY_TIMEOUT_MS = 5000
+_JSON_ARGS = 100  # per JSON function call, under SQLite's limit of 127
 
 # A page is the seq range (low, high] of one session: O(page) on the (session_id, seq) index.
 MESSAGE_PAGE_SQL: dict[Order, str] = {
@@ -185,6 +188,42 @@ class SqliteStore:
         rows = await self._update("messages", MESSAGE_COLUMNS, message_id, changes)
         return message_from_row(rows[0]) if rows else None
 
+    async def write_draft(
+        self,
+        session_id: str,
+        message_id: str,
+        patch: PartsPatch,
+        *,
+        usage: dict[str, int],
+        cost: float,
+        status: MessageStatus | None = None,
+        error: str | None = None,
+        step: StepUsage | None = None,
+    ) -> bool:
+        parts_sql, params = parts_patch_sql(patch)
+        changes = _given(status=status, error=error)
+        assignments = "".join(f", {column} = ?" for column in changes)
+        sql = (
+            f"UPDATE messages SET parts = {parts_sql}, content = content || ?, usage = ?, "
+            f"cost = ?, updated_at = ?{assignments} WHERE id = ? AND session_id = ?"
+        )
+        values = (
+            *params,
+            patch.content_append,
+            to_json(usage),
+            cost,
+            to_timestamp(utc_now()),
+            *changes.values(),
+            message_id,
+            session_id,
+        )
+        async with self._transaction() as db:
+            if (await db.execute(sql, values)).rowcount == 0:
+                return False
+            if step is not None:
+                await self._add_step_usage(db, session_id, step)
+        return True
+
     async def get_message(self, message_id: str) -> MessageRecord | None:
         rows = await self._read(
             f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
@@ -214,12 +253,16 @@ class SqliteStore:
     async def record_step_usage(
         self, session_id: str, *, model: str, usage: dict[str, int], cost: float
     ) -> None:
-        tokens = [usage.get(key, 0) for key in USAGE_KEYS]
         async with self._transaction() as db:
-            updated = await db.execute(ADD_SESSION_USAGE_SQL, (cost, *tokens, session_id))
-            if updated.rowcount == 0:
-                raise KeyError(session_id)
-            await db.execute(ADD_MODEL_USAGE_SQL, (session_id, model, cost, *tokens))
+            await self._add_step_usage(db, session_id, StepUsage(model, usage, cost))
+
+    @staticmethod
+    async def _add_step_usage(db: aiosqlite.Connection, session_id: str, step: StepUsage) -> None:
+        tokens = [step.usage.get(key, 0) for key in USAGE_KEYS]
+        updated = await db.execute(ADD_SESSION_USAGE_SQL, (step.cost, *tokens, session_id))
+        if updated.rowcount == 0:
+            raise KeyError(session_id)
+        await db.execute(ADD_MODEL_USAGE_SQL, (session_id, step.model, step.cost, *tokens))
 
     async def model_usage(self, session_id: str) -> list[ModelUsageRecord]:
         rows = await self._read(
@@ -374,6 +417,28 @@ class SqliteStore:
             f"UPDATE {table} SET {assignments} WHERE id = ? RETURNING {columns}",
             (*changes.values(), key),
         )
+
+
+def parts_patch_sql(patch: PartsPatch) -> tuple[str, list[Any]]:
+    """The SQL expression for ``messages.parts`` after ``patch`` (as ``apply_patch`` defines
+    it), with its parameters: only the new text and the new parts travel, and SQLite's JSON
+    functions edit the stored array in place of a rewrite from Python."""
+    expr, params = "parts", []
+    if patch.append_text:
+        path = f"'$[{int(patch.keep) - 1}].text'"
+        expr = f"json_set(parts, {path}, json_extract(parts, {path}) || ?)"
+        params.append(patch.append_text)
+    # SQLite functions take at most 127 arguments: long lists go in several nested calls.
+    for start in range(0, int(patch.drop), _JSON_ARGS):
+        count = min(_JSON_ARGS, int(patch.drop) - start)
+        paths = ", ".join([f"'$[{int(patch.keep)}]'"] * count)
+        expr = f"json_remove({expr}, {paths})"
+    for start in range(0, len(patch.tail), _JSON_ARGS // 2):
+        added = patch.tail[start : start + _JSON_ARGS // 2]
+        pairs = ", ".join(["'$[#]', json(?)"] * len(added))
+        expr = f"json_insert({expr}, {pairs})"
+        params += [to_json(part) for part in added]
+    return expr, params
 
 
 def seq_window(total: int, *, limit: int | None, offset: int, order: Order) -> tuple[int, int]:
