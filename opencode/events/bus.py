@@ -1,21 +1,26 @@
 """In-process event bus behind ``GET /event``: fan-out to subscribers plus a replay buffer.
 
 Publishing never blocks: a subscriber whose queue is full is dropped (its stream ends) and can
-reconnect with ``Last-Event-ID`` to replay what it missed from the buffer.
+reconnect with ``Last-Event-ID`` to replay what it missed from the buffer. Ids come from an
+``EventIds`` clock, so they only grow across restarts too; a ``Last-Event-ID`` the buffer cannot
+replay from (too old, from before a restart, or from the future) gets a ``server.resync`` first.
+At shutdown every subscriber gets a final ``server.shutdown`` event before its stream ends.
 """
 
 import asyncio
-import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from opencode.core.ids import EventIds
 from opencode.schemas.events import BusEvent
 
 log = logging.getLogger(__name__)
 
 _WAKE = object()  # unblocks a subscriber waiting on an empty queue when it is closed
+SHUTDOWN = "server.shutdown"
+RESYNC = "server.resync"
 
 
 class _Subscriber:
@@ -32,15 +37,21 @@ class _Subscriber:
 
 
 class EventBus:
-    def __init__(self, *, replay_size: int = 1000, queue_size: int = 2000) -> None:
-        self._ids = itertools.count(1)
+    def __init__(
+        self, *, replay_size: int = 1000, queue_size: int = 2000, ids: EventIds | None = None
+    ) -> None:
+        self._ids = ids or EventIds()
         self._buffer: deque[tuple[int, BusEvent]] = deque(maxlen=replay_size)
+        self._evicted = 0  # id of the newest event no longer in the buffer
         self._subscribers: set[_Subscriber] = set()
         self._queue_size = queue_size
+        self._closed = False
 
     def publish(self, type: str, **properties: Any) -> int:
-        event_id = next(self._ids)
+        event_id = self._ids.next()
         item = (event_id, BusEvent(type=type, properties=properties))
+        if len(self._buffer) == self._buffer.maxlen:
+            self._evicted = self._buffer[0][0]
         self._buffer.append(item)
         for subscriber in list(self._subscribers):
             try:
@@ -57,14 +68,21 @@ class EventBus:
 
     async def subscribe(
         self, last_event_id: int | None = None
-    ) -> AsyncIterator[tuple[int, BusEvent]]:
+    ) -> AsyncIterator[tuple[int | None, BusEvent]]:
         """Yield ``(id, event)`` until closed: first buffered events after ``last_event_id``,
-        then live ones."""
+        then live ones. A ``server.resync`` (id None) comes first when ``last_event_id`` cannot
+        be replayed from."""
+        if self._closed:
+            yield None, BusEvent(type=SHUTDOWN)
+            return
         subscriber = _Subscriber(self._queue_size)
         self._subscribers.add(subscriber)
         seen = last_event_id or 0
         try:
-            if last_event_id is not None:
+            if last_event_id:
+                reason = self._resync_reason(last_event_id)
+                if reason is not None:
+                    yield None, BusEvent(type=RESYNC, properties={"reason": reason})
                 for item in [item for item in self._buffer if item[0] > last_event_id]:
                     seen = item[0]
                     yield item
@@ -76,8 +94,27 @@ class EventBus:
         finally:
             self._subscribers.discard(subscriber)
 
+    def _resync_reason(self, last_event_id: int) -> str | None:
+        if last_event_id > self._ids.last:
+            return "Last-Event-ID was not issued by this server; reload the state you show"
+        if last_event_id < self._ids.origin:
+            return (
+                "Last-Event-ID is from before the server restarted; events since then are "
+                "lost, reload the state you show"
+            )
+        if last_event_id < self._evicted:
+            return (
+                "Last-Event-ID is older than the replay buffer; events were missed, reload the "
+                "state you show"
+            )
+        return None
+
     def close(self) -> None:
-        """End every subscription (server shutdown)."""
+        """End every subscription (server shutdown), each with a final ``server.shutdown``."""
+        if self._closed:
+            return
+        self.publish(SHUTDOWN)
+        self._closed = True
         for subscriber in list(self._subscribers):
             self._subscribers.discard(subscriber)
             subscriber.close()

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opencode.schemas.common import UsageOut
+from opencode.schemas.common import Money, UsageOut
 
 
 class MessageStart(BaseModel):
@@ -64,7 +64,7 @@ class StepFinish(BaseModel):
     type: Literal["step_finish"] = "step_finish"
     step_number: int
     stop_reason: str
-    cost: float
+    cost: Money
     usage: UsageOut
 
 
@@ -78,15 +78,27 @@ class CompactionEvent(BaseModel):
     tokens_before: int = 0
     tokens_after: int = 0
     summary_message_id: str | None = None
-    cost: float = 0.0
+    cost: Money = 0.0
     error: str | None = None
+
+
+class RetryEvent(BaseModel):
+    """The model call failed in a way worth retrying; the step is sent again after ``delay``."""
+
+    type: Literal["retry"] = "retry"
+    attempt: int = Field(description="Retry number, from 1")
+    delay: float = Field(description="Seconds until the retry")
+    message: str = Field(description="What failed")
 
 
 class Done(BaseModel):
     type: Literal["done"] = "done"
     message_id: str
-    stop_reason: str
-    cost: float
+    stop_reason: str = Field(
+        description="stop, length, max_steps, aborted (POST /abort), shutdown (the server "
+        "stopped), quota, or the provider's own finish reason"
+    )
+    cost: Money
     usage: UsageOut
 
 
@@ -107,10 +119,21 @@ StreamEvent = Annotated[
     | QuestionEvent
     | StepFinish
     | CompactionEvent
+    | RetryEvent
     | Done
     | ErrorEvent,
     Field(discriminator="type"),
 ]
+FINAL_EVENTS = (Done, ErrorEvent)
+
+
+class ResyncEvent(BaseModel):
+    """First frame of a stream resumed from a ``Last-Event-ID`` the server cannot replay from
+    (too old, from before a restart, or from another turn): what follows is not contiguous
+    with what the client saw, so it should reload the state it shows."""
+
+    type: Literal["server.resync"] = "server.resync"
+    reason: str
 
 
 class BusEvent(BaseModel):

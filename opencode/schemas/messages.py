@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opencode.schemas.common import UsageOut
+from opencode.schemas.common import ModelId, Money, ProviderId, SafeStr, UsageOut
 
 
 class TextPart(BaseModel):
@@ -38,7 +38,7 @@ class StepFinishPart(BaseModel):
     type: Literal["step-finish"] = "step-finish"
     step_number: int
     stop_reason: str
-    cost: float
+    cost: Money
     usage: UsageOut
 
 
@@ -72,7 +72,7 @@ class MessageOut(BaseModel):
     content: str
     model: str | None
     usage: UsageOut
-    cost: float
+    cost: Money
     error: str | None = None
 
 
@@ -84,14 +84,27 @@ class MessagePage(BaseModel):
 
 
 class MessageCreate(BaseModel):
-    content: str = Field(min_length=1)
-    provider_id: str | None = Field(None, max_length=100)
-    model_id: str | None = Field(None, max_length=200)
-    system: str | None = None
+    content: SafeStr = Field(min_length=1)
+    provider_id: ProviderId | None = Field(
+        None, description="anthropic, openai or gemini; must not be empty"
+    )
+    model_id: ModelId | None = Field(
+        None,
+        description="A model id (with provider_id, or one LiteLLM knows for exactly one "
+        "provider) or 'provider/model'; neither part may be empty or padded with spaces (400). "
+        "The chosen model becomes the session's model",
+    )
+    system: SafeStr | None = Field(None, description="System prompt for this turn")
     max_steps: int = Field(25, ge=1, le=100)
-    tools: list[str] | None = Field(None, description="Tool names to enable (default: all)")
+    tools: list[SafeStr] | None = Field(
+        None,
+        description="Tool names to enable (default: all; GET /tool lists them); an unknown "
+        "name is a 422",
+    )
     reasoning_effort: Literal["low", "medium", "high"] | None = Field(
         None,
         description="Turn on extended thinking / reasoning (Anthropic thinking budget, OpenAI "
-        "reasoning effort, Gemini thinking) for models that support it",
+        "reasoning effort, Gemini thinking). Only for models whose LiteLLM info has "
+        "supports_reasoning (the flag in GET /provider/{provider_id}/model): another model in "
+        "LiteLLM's map answers 400; a gateway model outside the map gets the option as is",
     )

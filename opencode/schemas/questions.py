@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opencode.schemas.common import SafeStr
+
 
 class QuestionOut(BaseModel):
     id: str
@@ -18,4 +20,4 @@ class QuestionOut(BaseModel):
 
 
 class ReplyIn(BaseModel):
-    answers: list[list[str]] = Field(description="One list of chosen labels/texts per question")
+    answers: list[list[SafeStr]] = Field(description="One list of chosen labels/texts per question")

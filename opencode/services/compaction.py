@@ -22,7 +22,7 @@ from opencode.agent.compaction import (
 )
 from opencode.agent.history import build_history
 from opencode.core.errors import Conflict, OpencodeError, UpstreamError
-from opencode.core.ids import utc_now
+from opencode.core.ids import new_id, utc_now
 from opencode.events.bus import EventBus
 from opencode.llm.complete import complete
 from opencode.llm.types import (
@@ -140,6 +140,7 @@ class Compactor:
         keep_messages: int,
         before_seq: int | None = None,
         emit: Emit | None = None,
+        client: ModelClient | None = None,
     ) -> Context:
         """Fold what is older than the ``keep_messages`` most recent messages (of those before
         ``before_seq``) into a summary and return the new context.
@@ -174,7 +175,22 @@ class Compactor:
         announce("started")
         try:
             todos = await self._store.get_todos(session_id)
-            output = await self._summarise(model, context.summary, fold.folded, window, todos)
+            output = await self._summarise(
+                client or self._client, model, context.summary, fold.folded, window, todos
+            )
+            after = Context(output.text.strip(), fold.kept, None)
+            done = replace(
+                state,
+                status="completed",
+                finished_at=utc_now(),
+                messages_folded=len(fold.folded),
+                tokens_after=estimate_tokens(after.messages()),
+                folded_through_seq=fold.folded[-1].seq,
+                compactions=state.compactions + 1,
+            )
+            summary = await self._store_summary(done, model, output)
+            done = replace(done, summary_message_id=summary.id)
+            await self._store.save_compaction(done)
         except asyncio.CancelledError:
             await asyncio.shield(self._failed(state, "Aborted before the summary was finished."))
             announce("failed", error="aborted")
@@ -183,25 +199,13 @@ class Compactor:
             await self._failed(state, exc.message)
             announce("failed", error=exc.message)
             raise UpstreamError(f"Compaction failed: {exc.message}") from None
-        except Exception as exc:
-            log.exception("compaction of session %s failed", session_id)
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception:
+            reference = new_id("err")
+            log.exception("compaction of session %s failed (%s)", session_id, reference)
+            error = f"internal error (id {reference})"
             await self._failed(state, error)
             announce("failed", error=error)
-            raise UpstreamError(f"Compaction failed: {error}") from None
-        after = Context(output.text.strip(), fold.kept, None)
-        done = replace(
-            state,
-            status="completed",
-            finished_at=utc_now(),
-            messages_folded=len(fold.folded),
-            tokens_after=estimate_tokens(after.messages()),
-            folded_through_seq=fold.folded[-1].seq,
-            compactions=state.compactions + 1,
-        )
-        summary = await self._store_summary(done, model, output)
-        done = replace(done, summary_message_id=summary.id)
-        await self._store.save_compaction(done)
+            raise OpencodeError(f"Compaction failed: {error}") from None
         announce("completed", state=done, cost=output.cost)
         log.info(
             "compacted session %s (%s): %d messages folded, ~%d -> ~%d tokens, $%.6f",
@@ -218,6 +222,7 @@ class Compactor:
 
     async def _summarise(
         self,
+        client: ModelClient,
         model: ResolvedModel,
         previous: str | None,
         folded: Sequence[MessageRecord],
@@ -241,8 +246,10 @@ class Compactor:
             api_key=model.api_key,
             api_base=model.api_base,
             max_tokens=self.policy.summary_max_tokens,
+            # ~4 characters a token, with room for providers that ignore max_tokens
+            max_output_chars=self.policy.summary_max_tokens * 16,
         )
-        output = await complete(self._client, request)
+        output = await complete(client, request)
         if output is None or not output.text.strip():
             raise OpencodeError("The model returned an empty summary.", status_code=502)
         return output

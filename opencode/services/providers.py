@@ -111,10 +111,15 @@ class ProviderCatalog:
         model_id: str | None = None,
         session_model: str | None = None,
     ) -> ResolvedModel:
-        """The model a run uses; ``BadRequest`` says exactly what to change when none fits."""
-        if provider_id:
-            _provider_for_request(provider_id)
-        if provider_id or model_id:
+        """The model a run uses; ``BadRequest`` says exactly what to change when none fits.
+
+        A ``provider_id`` or ``model_id`` that is given (not None) must name something: an
+        empty or space-padded one is refused rather than stored as a session's model."""
+        if provider_id is not None:
+            _provider_for_request(_non_blank(provider_id, "provider_id"))
+        if model_id is not None:
+            _non_blank(model_id, "model_id")
+        if provider_id is not None or model_id is not None:
             return self._check(*_from_request(provider_id, model_id), source="")
         if session_model:
             source = f" (the session's model {session_model!r})"
@@ -172,19 +177,37 @@ def _provider_for_request(provider_id: str, source: str = "") -> _Provider:
     return _PROVIDERS[provider_id]
 
 
+def _non_blank(value: str, name: str) -> str:
+    if not value.strip():
+        raise BadRequest(
+            f"{name} is empty: name a provider (anthropic, openai, gemini) and a model, e.g. "
+            f"provider_id 'openai' with model_id 'gpt-4o-mini', or model_id 'openai/gpt-4o-mini'; "
+            f"or leave {name} out to use the session's model."
+        )
+    if value != value.strip():
+        raise BadRequest(f"{name} {value!r} has surrounding whitespace; send {value.strip()!r}.")
+    return value
+
+
 def _from_request(provider_id: str | None, model_id: str | None) -> tuple[str, str]:
     """(provider, model) named by a request; a given ``provider_id`` is already known valid."""
-    if not model_id:
+    if model_id is None:
         assert provider_id  # resolve() only calls this when one of the two is set
         return provider_id, _PROVIDERS[provider_id].default_model
     prefix, slash, rest = model_id.partition("/")
+    if slash and (not prefix.strip() or not rest.strip()):
+        part = "provider" if not prefix.strip() else "model"
+        raise BadRequest(
+            f"model_id {model_id!r} has an empty {part} part: send 'provider/model', e.g. "
+            f"'openai/gpt-4o-mini', or a model id with provider_id."
+        )
     if slash and prefix in _PROVIDERS:
         if provider_id and provider_id != prefix:
             raise BadRequest(
                 f"model_id {model_id!r} names provider {prefix!r} but provider_id is "
                 f"{provider_id!r}; send one provider."
             )
-        return prefix, rest
+        return prefix, _non_blank(rest, "The model in model_id")
     if provider_id:
         return provider_id, model_id  # gateway model names may contain "/" themselves
     if slash:

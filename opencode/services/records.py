@@ -25,10 +25,11 @@ def new_message(
     status: MessageStatus,
     **fields: Any,
 ) -> MessageRecord:
-    """A message record to add, with a fresh id and both timestamps now."""
+    """A message record to add, with both timestamps now and a fresh id (unless ``id`` is
+    given: a reply's id is reserved before its turn is built)."""
     now = utc_now()
     return MessageRecord(
-        id=new_id("msg"),
+        id=fields.pop("id", None) or new_id("msg"),
         session_id=session_id,
         role=role,
         created_at=now,

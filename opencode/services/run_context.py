@@ -8,7 +8,7 @@ compactor; the run goes on with the full context.
 
 from opencode.agent.compaction import prune_tool_outputs
 from opencode.core.errors import OpencodeError
-from opencode.llm.types import ChatMessage, Usage
+from opencode.llm.types import ChatMessage, ModelClient, Usage
 from opencode.services.compaction import Compactor, Context, Emit
 from opencode.services.providers import ResolvedModel
 from opencode.storage.base import CompactionTrigger, MessageRecord
@@ -26,8 +26,10 @@ class RunContext:
         context: Context,
         user_message: MessageRecord,
         emit: Emit,
+        client: ModelClient | None = None,
     ) -> None:
         self._compactor = compactor
+        self._client = client  # the run's: a summary's retries show in the run's stream
         self._model = model
         self._user = user_message
         self._emit = emit
@@ -87,6 +89,7 @@ class RunContext:
                 keep_messages=keep,
                 before_seq=self._user.seq,
                 emit=self._emit,
+                client=self._client,
             )
         except OpencodeError:  # recorded and announced; go on with the full context
             return None

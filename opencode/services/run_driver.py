@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any
 
 from opencode.agent.events import (
@@ -25,6 +25,9 @@ from opencode.agent.events import (
 from opencode.agent.history import INTERRUPTED
 from opencode.agent.loop import Turn, run_turn
 from opencode.core.errors import OpencodeError
+from opencode.core.ids import new_id
+from opencode.core.redact import redact
+from opencode.core.text import scrub
 from opencode.events.bus import EventBus
 from opencode.llm.types import ModelClient, ProviderError, ToolCall
 from opencode.schemas.common import UsageOut
@@ -33,58 +36,24 @@ from opencode.schemas.events import (
     ErrorEvent,
     QuestionEvent,
     ReasoningEvent,
+    RetryEvent,
     StepFinish,
     StepStart,
-    StreamEvent,
     TextEvent,
     ToolCallEvent,
     ToolCallOut,
     ToolResultEvent,
 )
-from opencode.services.draft import Draft
-from opencode.services.providers import ResolvedModel
 from opencode.services.questions import QuestionBroker
+from opencode.services.run import Run
 from opencode.services.todos import TodoService
-from opencode.storage.base import MessageRecord, Store
+from opencode.storage.base import MessageStatus, StepUsage, Store
 from opencode.tools.base import ToolContext
 from opencode.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0  # seconds between draft writes while text streams
-
-
-@dataclass
-class Run:
-    session_id: str
-    message_id: str
-    model: ResolvedModel
-    draft: Draft = field(default_factory=Draft)
-    log: list[tuple[int, StreamEvent]] = field(default_factory=list)
-    finished: bool = False
-    task: asyncio.Task | None = None
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def emit(self, event: StreamEvent) -> None:
-        self.log.append((len(self.log) + 1, event))
-        self._changed.set()
-
-    def close(self) -> None:
-        self.finished = True
-        self._changed.set()
-
-    async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, StreamEvent]]:
-        """Every event with id > ``after``, live, until the run is over."""
-        sent = after
-        while True:
-            while sent < len(self.log):
-                sent += 1
-                yield self.log[sent - 1]
-            if self.finished:
-                return
-            self._changed.clear()
-            await self._changed.wait()
 
 
 class RunTools:
@@ -173,12 +142,9 @@ class RunDriver:
     async def _step_finished(self, event: StepFinished) -> None:
         output = event.output
         self.run.draft.step_finish(event.step_number, output)
-        await self._store.record_step_usage(
-            self.run.session_id,
-            model=self.run.model.ref,
-            usage=asdict(output.usage),
-            cost=output.cost,
-        )
+        # The step's part and its usage in the session totals land in one write.
+        step = StepUsage(model=self.run.model.ref, usage=asdict(output.usage), cost=output.cost)
+        await self.flush(step=step)
         self.run.emit(
             StepFinish(
                 step_number=event.step_number,
@@ -187,12 +153,27 @@ class RunDriver:
                 usage=UsageOut(**asdict(output.usage)),
             )
         )
-        await self.flush()
         self._bus.publish("session.updated", id=self.run.session_id)
 
-    async def finish(self, status: str, stop_reason: str) -> None:
+    def retrying(self, attempt: int, error: ProviderError, delay: float) -> None:
+        """``on_retry`` of this run's model client: the retry goes into the message stream
+        and to ``/event`` subscribers."""
+        delay = round(delay, 3)
+        self.run.emit(RetryEvent(attempt=attempt, delay=delay, message=error.message))
+        self._bus.publish(
+            "session.status",
+            session_id=self.run.session_id,
+            status="retry",
+            attempt=attempt,
+            delay=delay,
+            message=error.message,
+        )
+
+    async def finish(self, status: MessageStatus, stop_reason: str) -> None:
         """Store the final message and end the stream with ``done``."""
-        record = await self._final_flush(status=status)
+        if self.run.ended:
+            return
+        stored = await self._final_flush(status=status)
         self.run.emit(
             Done(
                 message_id=self.run.message_id,
@@ -201,11 +182,14 @@ class RunDriver:
                 usage=UsageOut(**self.run.draft.usage_dict()),
             )
         )
-        self._message_updated(record)
+        self._message_updated(status if stored else None)
 
     async def fail(self, error: str, status_code: int | None = None) -> None:
         """Store what was generated, mark the message ``error``, end the stream with ``error``."""
-        record = await self._final_flush(status="error", error=error)
+        if self.run.ended:
+            return
+        error = redact(scrub(error))
+        stored = await self._final_flush(status="error", error=error)
         self.run.emit(
             ErrorEvent(error=error, message_id=self.run.message_id, status_code=status_code)
         )
@@ -215,28 +199,43 @@ class RunDriver:
             message_id=self.run.message_id,
             error=error,
         )
-        self._message_updated(record)
+        self._message_updated("error" if stored else None)
 
-    async def flush(self, **fields: Any) -> MessageRecord | None:
+    async def flush(self, **fields: Any) -> bool:
+        """Write what changed since the last write; False if the message is gone. The write is
+        never cut short: a cancel (abort) waits for it and is raised after, so what it stored
+        is known, and nothing is written twice."""
         draft = self.run.draft
+        pending = draft.pending()
         self._flushed_at = time.monotonic()
-        return await self._store.update_message(
-            self.run.message_id,
-            parts=draft.parts,
-            content=draft.content,
-            usage=draft.usage_dict(),
-            cost=draft.cost,
-            **fields,
+        write = asyncio.ensure_future(
+            self._store.write_draft(
+                self.run.session_id,
+                self.run.message_id,
+                pending.patch,
+                usage=draft.usage_dict(),
+                cost=draft.cost,
+                **fields,
+            )
         )
+        cancelled = await _wait_through_cancels(write)
+        failure = write.exception()
+        if failure is None and write.result():
+            draft.written(pending)
+        if cancelled:
+            raise asyncio.CancelledError
+        if failure is not None:
+            raise failure
+        return write.result()
 
-    async def _final_flush(self, **fields: Any) -> MessageRecord | None:
+    async def _final_flush(self, **fields: Any) -> bool:
         """The last write of a run; if the store fails, the stream must still end."""
         self.run.draft.interrupt_tools(INTERRUPTED)
         try:
             return await self.flush(**fields)
         except Exception:
             log.exception("could not store the final state of message %s", self.run.message_id)
-            return None
+            return False
 
     async def _maybe_flush(self) -> None:
         if time.monotonic() - self._flushed_at >= FLUSH_INTERVAL:
@@ -251,37 +250,80 @@ class RunDriver:
             delta=text,
         )
 
-    def _message_updated(self, record: MessageRecord | None) -> None:
-        if record is not None:
+    def _message_updated(self, status: str | None) -> None:
+        if status is not None:
             self._bus.publish(
                 "message.updated",
-                session_id=record.session_id,
-                id=record.id,
-                status=record.status,
-                role=record.role,
+                session_id=self.run.session_id,
+                id=self.run.message_id,
+                status=status,
+                role="assistant",
             )
         self._bus.publish("session.updated", id=self.run.session_id)
 
 
 async def drive(
-    driver: RunDriver, client: ModelClient, registry: ToolRegistry, turn: Turn, tools: RunTools
+    driver: RunDriver,
+    client: ModelClient,
+    registry: ToolRegistry,
+    turn: Turn,
+    tools: RunTools,
+    *,
+    turn_timeout: float | None = None,
 ) -> None:
-    """The body of a run's task. Always ends the stream with ``done`` or ``error``."""
+    """The body of a run's task. Always ends the stream with ``done`` or ``error``, keeping
+    what was generated: aborted, timed out, failed or crashed."""
+    deadline = asyncio.timeout(turn_timeout)
     try:
-        async with contextlib.aclosing(
-            run_turn(client, registry, turn, tools.context_for)
-        ) as events:
+        async with (
+            deadline,
+            contextlib.aclosing(run_turn(client, registry, turn, tools.context_for)) as events,
+        ):
             async for event in events:
                 await driver.apply(event)
     except asyncio.CancelledError:
-        # Aborted: keep what was generated. The cancel is consumed here (this task is the run's
-        # owner); finishing is shielded so a second cancel cannot cut the final write.
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        await asyncio.shield(driver.finish("aborted", "aborted"))
+        # Aborted (or the server is stopping): keep what was generated. The cancel is consumed
+        # here (this task is the run's owner), and so is any further one while the final
+        # write runs, so the stream cannot end without its ``done``.
+        _uncancel()
+        reason = driver.run.stop_reason or "aborted"
+        await _through_cancels(driver.finish("aborted", reason))
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        await driver.fail(
+            f"The turn took longer than {turn_timeout:g} s (OPENCODE_TURN_TIMEOUT) and was "
+            "stopped; what was generated is kept.",
+            504,
+        )
     except (ProviderError, OpencodeError) as exc:
         await driver.fail(exc.message, exc.status_code)
-    except Exception as exc:
-        log.exception("run %s failed", driver.run.message_id)
-        await driver.fail(f"Internal error: {type(exc).__name__}: {exc}")
+    except Exception:
+        reference = new_id("err")
+        log.exception("run %s failed (%s)", driver.run.message_id, reference)
+        await driver.fail(f"internal error (id {reference})")
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    while task is not None and task.cancelling():
+        task.uncancel()
+
+
+async def _through_cancels(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to its end however many times this task is cancelled meanwhile."""
+    task = asyncio.ensure_future(work)
+    await _wait_through_cancels(task)
+    _uncancel()
+    task.result()
+
+
+async def _wait_through_cancels(task: asyncio.Future[Any]) -> bool:
+    """Wait until ``task`` is done; True if this task was cancelled meanwhile."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled

@@ -1,67 +1,52 @@
 """Runs: one server-owned task per turn, outliving the HTTP connection that started it.
 
-``start`` validates, stores the user message and an empty ``running`` assistant message, and
-spawns the task; the caller streams by following the run's log. ``abort`` cancels the task and
-waits for it to store the partial reply. At startup, ``recover`` marks replies that a crash
-interrupted as ``error`` so their sessions take new messages.
+``start`` reserves the session (and the reply's id), has the ``TurnBuilder`` validate and store
+the turn, and spawns the task; the caller streams by following the run's log. ``abort`` asks the
+task to stop once and waits for it to store the partial reply, however many aborts arrive.
+``drain`` is the shutdown: no new work, running turns get a grace period, then they are stopped
+with ``stop_reason: "shutdown"``. At startup, ``recover`` marks replies that a crash interrupted
+as ``error`` so their sessions take new messages.
 """
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from contextvars import ContextVar
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from opencode.agent.loop import Turn
-from opencode.core.errors import BadRequest, Conflict, NotFound, OpencodeError
+from opencode.core.errors import Conflict, NotFound
+from opencode.core.ids import new_id
 from opencode.events.bus import EventBus
-from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
-from opencode.schemas.events import MessageStart
+from opencode.llm.types import ModelClient, ProviderError
 from opencode.schemas.messages import MessageCreate
 from opencode.schemas.sessions import AbortOut, CompactionStatusOut
 from opencode.services.compaction import INTERRUPTED as COMPACTION_INTERRUPTED
 from opencode.services.compaction import Compactor, Context
+from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
-from opencode.services.records import new_message, require_session
-from opencode.services.run_context import RunContext
-from opencode.services.run_driver import Run, RunDriver, RunTools, drive
+from opencode.services.records import require_session
+from opencode.services.retry import RetryPolicy
+from opencode.services.run import Run, StopReason
+from opencode.services.run_driver import RunDriver, RunTools, drive
 from opencode.services.todos import TodoService
+from opencode.services.turns import TurnBuilder
 from opencode.services.views import compaction_status_out
 from opencode.storage.base import Store
 from opencode.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are OpenCode, a helpful assistant. Answer clearly and concisely. Use the tools you are "
-    "given when they help: keep a todo list for multi-step work, and ask the user a question when "
-    "you genuinely need their input to continue."
-)
 INTERRUPTED = "Interrupted: the server stopped while this reply was being generated."
 ABORT_WAIT_SECONDS = 5.0
 
-# The session whose run is executing in the current task (read by the retry notifier, which
-# sits inside the model client and so knows nothing about sessions).
-_run_session: ContextVar[str | None] = ContextVar("opencode_run_session", default=None)
 
+@dataclass(frozen=True)
+class _Reserved:
+    """A session claimed by a turn that is still being validated and stored."""
 
-def retry_notifier(bus: EventBus) -> Callable[[int, ProviderError, float], None]:
-    """``on_retry`` for the model client: tell ``/event`` subscribers a step is being retried."""
-
-    def notify(attempt: int, error: ProviderError, delay: float) -> None:
-        session_id = _run_session.get()
-        if session_id is not None:
-            bus.publish(
-                "session.status",
-                session_id=session_id,
-                status="retry",
-                attempt=attempt,
-                delay=round(delay, 3),
-                message=error.message,
-            )
-
-    return notify
+    message_id: str
 
 
 class RunManager:
@@ -72,55 +57,79 @@ class RunManager:
         bus: EventBus,
         catalog: ProviderCatalog,
         registry: ToolRegistry,
-        client: ModelClient,
+        models: ModelClient,
+        retry: RetryPolicy,
+        builder: TurnBuilder,
         todos: TodoService,
         questions: QuestionBroker,
         compactor: Compactor,
-        max_output_tokens: int | None = None,
+        gate: Gate,
+        turn_timeout: float | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._catalog = catalog
         self._registry = registry
-        self._client = client
+        self._models = models
+        self._retry = retry
+        self._builder = builder
         self._todos = todos
         self._questions = questions
         self._compactor = compactor
-        self._max_output_tokens = max_output_tokens
-        self._runs: dict[str, Run | None] = {}  # None: reserved while a start is validating
+        self._gate = gate
+        self._turn_timeout = turn_timeout
+        self._runs: dict[str, Run | _Reserved] = {}
         self._compactions: dict[str, asyncio.Task[Context]] = {}  # on-demand compactions
 
     def is_busy(self, session_id: str) -> bool:
         return session_id in self._runs or session_id in self._compactions
+
+    @property
+    def running(self) -> list[Run]:
+        return [run for run in self._runs.values() if isinstance(run, Run)]
 
     async def follow(self, session_id: str) -> Run:
         """The run of the turn going on in this session: 404 for an unknown session, or
         when nothing is running."""
         await require_session(self._store, session_id)
         run = self._runs.get(session_id)
-        if run is None:
+        if not isinstance(run, Run):
             raise NotFound(f"Nothing is running in session {session_id}.")
         return run
 
     async def start(self, session_id: str, body: MessageCreate) -> Run:
-        self._reserve(session_id)
+        self._gate.check()
+        self._check_free(session_id)
+        # Reserved before anything is awaited, so a concurrent 409 can name the reply.
+        reserved = self._runs[session_id] = _Reserved(new_id("msg"))
+        driver: RunDriver | None = None
+
+        def on_retry(attempt: int, error: ProviderError, delay: float) -> None:
+            if driver is not None:  # assigned below, before the run's task starts
+                driver.retrying(attempt, error, delay)
+
+        client = self._retry.client(self._models, on_retry)
         try:
-            run, turn = await self._prepare(session_id, body)
+            run, turn = await self._builder.build(
+                session_id, body, message_id=reserved.message_id, client=client
+            )
         except BaseException:
             self._runs.pop(session_id, None)
             raise
         self._runs[session_id] = run
         driver = RunDriver(run, self._store, self._bus, max_steps=turn.max_steps)
         tools = RunTools(run, self._todos, self._questions)
-        run.task = asyncio.create_task(
-            self._own(run, drive(driver, self._client, self._registry, turn, tools)),
-            name=f"run:{run.message_id}",
+        self._status(session_id, "busy")
+        body_coro = drive(
+            driver, client, self._registry, turn, tools, turn_timeout=self._turn_timeout
         )
+        run.task = asyncio.create_task(self._own(run, body_coro), name=f"run:{run.message_id}")
         return run
 
     async def compact(self, session_id: str) -> CompactionStatusOut:
         """Compact now, keeping only the latest exchange verbatim. The compaction is owned
         here, not by the request: a client that goes away does not cut it short."""
+        self._gate.check()
         session = await require_session(self._store, session_id)
         model = self._catalog.resolve(session_model=session.model)
         self._check_free(session_id)
@@ -134,6 +143,8 @@ class RunManager:
         return compaction_status_out(session_id, compacted.state)
 
     async def abort(self, session_id: str) -> AbortOut:
+        """Stop what runs in the session, keeping the partial reply; idempotent: every abort
+        of one turn waits for the same end and gets the same answer."""
         await require_session(self._store, session_id)
         compaction = self._compactions.get(session_id)
         if compaction is not None:
@@ -141,9 +152,9 @@ class RunManager:
             await asyncio.wait([compaction], timeout=ABORT_WAIT_SECONDS)
             return AbortOut(session_id=session_id, aborted=True)
         run = self._runs.get(session_id)
-        if run is None or run.task is None:
+        if not isinstance(run, Run) or run.task is None:
             return AbortOut(session_id=session_id, aborted=False)
-        await _cancel([run])
+        await _stop([run], "aborted")
         return AbortOut(session_id=session_id, aborted=True, message_id=run.message_id)
 
     async def recover(self) -> None:
@@ -160,13 +171,30 @@ class RunManager:
                 compactions,
             )
 
-    async def shutdown(self) -> None:
-        """Abort every run (keeping partial replies) and wait for them to be stored."""
+    async def drain(self, grace: float, *, hurry: asyncio.Event | None = None) -> None:
+        """Shut down: refuse new turns (503), give running turns and compactions ``grace``
+        seconds to finish (less if ``hurry`` is set meanwhile), then stop them, keeping their
+        partial replies (``done`` with ``stop_reason: "shutdown"``), and wait until they are
+        stored."""
+        self._gate.close()
+        busy = self._busy_tasks()
+        if busy and grace > 0 and not (hurry and hurry.is_set()):
+            log.info("waiting up to %g s for %d running turn(s) to finish", grace, len(busy))
+            await _wait_all(busy, within=grace, unless=hurry)
+        started = time.monotonic()
         for task in self._compactions.values():
             task.cancel()
         if self._compactions:
             await asyncio.wait(list(self._compactions.values()), timeout=ABORT_WAIT_SECONDS)
-        await _cancel([run for run in self._runs.values() if run is not None and run.task])
+        stopping = [run for run in self.running if run.task is not None and not run.task.done()]
+        if stopping:
+            log.warning("stopping %d running turn(s) for the shutdown", len(stopping))
+            await _stop(stopping, "shutdown")
+            log.info("stopped in %.2f s", time.monotonic() - started)
+
+    def _busy_tasks(self) -> list[asyncio.Task[Any]]:
+        runs = [run.task for run in self.running if run.task is not None]
+        return [task for task in (*runs, *self._compactions.values()) if not task.done()]
 
     async def _compactor_task(self, session_id: str, model: ResolvedModel) -> Context:
         self._status(session_id, "busy")
@@ -181,10 +209,6 @@ class RunManager:
     def _status(self, session_id: str, status: str) -> None:
         self._bus.publish("session.status", session_id=session_id, status=status)
 
-    def _reserve(self, session_id: str) -> None:
-        self._check_free(session_id)
-        self._runs[session_id] = None
-
     def _check_free(self, session_id: str) -> None:
         if session_id in self._compactions:
             raise Conflict(
@@ -192,78 +216,14 @@ class RunManager:
                 f"/session/{session_id}/compaction-status) or POST /session/{session_id}/abort."
             )
         if session_id in self._runs:
-            run = self._runs[session_id]
             raise Conflict(
                 "A reply is already being generated in this session; wait for it to finish "
                 f"or POST /session/{session_id}/abort.",
-                message_id=run.message_id if run else None,
+                message_id=self._runs[session_id].message_id,
             )
-
-    async def _prepare(self, session_id: str, body: MessageCreate) -> tuple[Run, Turn]:
-        session = await require_session(self._store, session_id)
-        model = self._catalog.resolve(
-            provider_id=body.provider_id, model_id=body.model_id, session_model=session.model
-        )
-        try:
-            tools = self._registry.select(body.tools)
-        except ValueError as exc:
-            raise OpencodeError(str(exc), status_code=422) from None
-        extra = self._reasoning_options(model, body.reasoning_effort)
-        context = await self._compactor.load(session_id)
-        user = await self._store.add_message(
-            new_message(
-                session_id,
-                "user",
-                "completed",
-                parts=[{"type": "text", "text": body.content}],
-                content=body.content,
-            )
-        )
-        assistant = await self._store.add_message(
-            new_message(session_id, "assistant", "running", parent_id=user.id, model=model.ref)
-        )
-        if (body.provider_id or body.model_id) and session.model != model.ref:
-            await self._store.update_session(session_id, model=model.ref)  # the choice sticks
-        run = Run(session_id=session_id, message_id=assistant.id, model=model)
-        run.emit(
-            MessageStart(
-                message_id=assistant.id, parent_id=user.id, session_id=session_id, model=model.ref
-            )
-        )
-        for record in (user, assistant):
-            self._bus.publish(
-                "message.created", session_id=session_id, id=record.id, role=record.role
-            )
-        self._status(session_id, "busy")
-        request = ModelRequest(
-            model=model.litellm_model,
-            messages=(*context.messages(), ChatMessage("user", body.content)),
-            system=body.system or DEFAULT_SYSTEM_PROMPT,
-            tools=self._registry.specs(tools),
-            api_key=model.api_key,
-            api_base=model.api_base,
-            max_tokens=self._max_output_tokens,
-            extra=extra,
-        )
-        keeper = RunContext(
-            self._compactor, model=model, context=context, user_message=user, emit=run.emit
-        )
-        return run, Turn(request=request, tools=tools, max_steps=body.max_steps, context=keeper)
-
-    def _reasoning_options(self, model: ResolvedModel, effort: str | None) -> dict[str, str]:
-        if effort is None:
-            return {}
-        info = self._catalog.find_model(model.provider_id, model.model_id)
-        if info is not None and not info.supports_reasoning:
-            raise BadRequest(
-                f"Model {model.ref} does not support reasoning; drop reasoning_effort or pick a "
-                f"model with supports_reasoning in GET /provider/{model.provider_id}/model."
-            )
-        return {"reasoning_effort": effort}
 
     async def _own(self, run: Run, body: Coroutine[Any, Any, None]) -> None:
         run.started.set()
-        _run_session.set(run.session_id)
         try:
             await body
         finally:
@@ -277,15 +237,29 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-async def _cancel(runs: list[Run]) -> None:
-    """Cancel runs and wait until they have stored their partial replies.
+async def _wait_all(
+    tasks: list[asyncio.Task[Any]], *, within: float, unless: asyncio.Event | None
+) -> None:
+    """Wait until every task is done, ``within`` seconds pass or ``unless`` is set."""
+    waiters = [asyncio.ensure_future(asyncio.wait(tasks))]
+    if unless is not None:
+        waiters.append(asyncio.ensure_future(unless.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+async def _stop(runs: list[Run], reason: StopReason) -> None:
+    """Stop runs (each is cancelled once, whoever asks) and wait until they have stored their
+    partial replies.
 
     A task cancelled before its first step never enters its body (so could not finish the
-    message); waiting for ``started`` first makes the abort land inside ``drive``."""
+    message); waiting for ``started`` first makes the stop land inside ``drive``."""
     for run in runs:
         await asyncio.wait_for(run.started.wait(), ABORT_WAIT_SECONDS)
-        assert run.task is not None
-        run.task.cancel()
+        run.request_stop(reason)
     tasks = [run.task for run in runs if run.task is not None]
     if tasks:
         await asyncio.wait(tasks, timeout=ABORT_WAIT_SECONDS)

@@ -6,6 +6,7 @@ from opencode.events.bus import EventBus
 from opencode.schemas.messages import MessagePage
 from opencode.schemas.sessions import (
     CostOut,
+    DeletedOut,
     ModelCostOut,
     SessionCreate,
     SessionOut,
@@ -32,7 +33,7 @@ class SessionService:
 
     async def create(self, body: SessionCreate) -> SessionOut:
         model = None
-        if body.provider_id or body.model_id:
+        if body.provider_id is not None or body.model_id is not None:
             model = self._catalog.resolve(
                 provider_id=body.provider_id, model_id=body.model_id, session_model=None
             ).ref
@@ -57,18 +58,27 @@ class SessionService:
         return [self._out(record) for record in records], total
 
     async def update(self, session_id: str, body: SessionUpdate) -> SessionOut:
-        record = await self._store.update_session(session_id, title=body.title)
-        if record is None:
+        """Rename and/or choose the model later messages use (resolved like a message's
+        choice, so a model that would fail every turn is refused here, with 400)."""
+        await require_session(self._store, session_id)
+        model = None
+        if body.changes_model:
+            model = self._catalog.resolve(
+                provider_id=body.provider_id, model_id=body.model_id, session_model=None
+            ).ref
+        record = await self._store.update_session(session_id, title=body.title, model=model)
+        if record is None:  # deleted meanwhile
             raise session_not_found(session_id)
-        self._bus.publish("session.updated", id=record.id, title=record.title)
+        self._bus.publish("session.updated", id=record.id, title=record.title, model=record.model)
         return self._out(record)
 
-    async def delete(self, session_id: str) -> None:
+    async def delete(self, session_id: str) -> DeletedOut:
         if self._runs.is_busy(session_id):  # abort answers 404 for an unknown id itself
             await self._runs.abort(session_id)
         if not await self._store.delete_session(session_id):
             raise session_not_found(session_id)
         self._bus.publish("session.deleted", id=session_id)
+        return DeletedOut(id=session_id, deleted=True)
 
     async def messages(
         self, session_id: str, *, limit: int | None, offset: int, order: Order

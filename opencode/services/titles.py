@@ -1,12 +1,14 @@
 """``POST /session/{id}/generate-title``: ask a model for a short title from the first message."""
 
-from opencode.core.errors import BadRequest, UpstreamError
+from opencode.core.errors import Conflict, UpstreamError
 from opencode.events.bus import EventBus
 from opencode.llm.complete import complete
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
 from opencode.schemas.sessions import TitleOut
+from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog
 from opencode.services.records import require_session
+from opencode.services.retry import RetryPolicy
 from opencode.storage.base import Store
 
 TITLE_PROMPT = (
@@ -16,6 +18,7 @@ TITLE_PROMPT = (
 )
 MAX_TITLE_CHARS = 100
 MAX_INPUT_CHARS = 4000
+MAX_OUTPUT_CHARS = 20_000  # a model that will not stop is cut off long before the idle timeout
 
 
 class TitleService:
@@ -25,20 +28,25 @@ class TitleService:
         store: Store,
         bus: EventBus,
         catalog: ProviderCatalog,
-        client: ModelClient,
+        models: ModelClient,
+        retry: RetryPolicy,
+        gate: Gate,
         title_model: str | None,
     ) -> None:
         self._store = store
         self._bus = bus
         self._catalog = catalog
-        self._client = client
+        self._models = models
+        self._retry = retry
+        self._gate = gate
         self._title_model = title_model
 
     async def generate(self, session_id: str) -> TitleOut:
+        self._gate.check()
         session = await require_session(self._store, session_id)
         first, _ = await self._store.list_messages(session_id, limit=1, offset=0, order="asc")
         if not first or not first[0].content.strip():
-            raise BadRequest("This session has no message yet; send one before generating a title.")
+            raise Conflict("This session has no message yet; send one before generating a title.")
         model = self._catalog.resolve(
             provider_id=None, model_id=None, session_model=self._title_model or session.model
         )
@@ -48,17 +56,28 @@ class TitleService:
             messages=(ChatMessage("user", first[0].content[:MAX_INPUT_CHARS]),),
             api_key=model.api_key,
             api_base=model.api_base,
+            max_output_chars=MAX_OUTPUT_CHARS,
         )
-        title = clean_title(await self._complete(request))
+        title = clean_title(await self._complete(session_id, request))
         if not title:
             raise UpstreamError("The model returned an empty title; try again.")
         await self._store.update_session(session_id, title=title)
         self._bus.publish("session.updated", id=session_id, title=title)
         return TitleOut(session_id=session_id, title=title)
 
-    async def _complete(self, request: ModelRequest) -> str:
+    async def _complete(self, session_id: str, request: ModelRequest) -> str:
+        def on_retry(attempt: int, error: ProviderError, delay: float) -> None:
+            self._bus.publish(
+                "session.status",
+                session_id=session_id,
+                status="retry",
+                attempt=attempt,
+                delay=round(delay, 3),
+                message=error.message,
+            )
+
         try:
-            output = await complete(self._client, request)
+            output = await complete(self._retry.client(self._models, on_retry), request)
         except ProviderError as exc:
             raise UpstreamError(f"The title model failed: {exc.message}") from None
         return output.text if output else ""

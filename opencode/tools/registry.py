@@ -13,7 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from opencode.core.ids import new_id
+from opencode.core.redact import redact
 from opencode.core.settings import Settings
+from opencode.core.text import scrub
 from opencode.llm.types import ToolCall, ToolSpec
 from opencode.tools.base import Tool, ToolContext, ToolError
 from opencode.tools.question import Question
@@ -83,14 +86,21 @@ class ToolRegistry:
         except _InvalidArguments as exc:
             return ToolResult(str(exc), is_error=True)
         try:
-            return ToolResult(await tool.run(params, ctx))
+            return _result(await tool.run(params, ctx))
         except ToolError as exc:
-            return ToolResult(str(exc) or f"Tool {tool.name} failed.", is_error=True)
-        except Exception as exc:
-            logger.exception("Tool %s failed (call %s)", tool.name, call.id)
+            return _result(str(exc) or f"Tool {tool.name} failed.", is_error=True)
+        except Exception:
+            reference = new_id("err")
+            logger.exception("Tool %s failed (call %s, %s)", tool.name, call.id, reference)
             return ToolResult(
-                f"Tool {tool.name} failed: {type(exc).__name__}: {exc}", is_error=True
+                f"Tool {tool.name} failed with an internal error (id {reference}).", is_error=True
             )
+
+
+def _result(text: str, *, is_error: bool = False) -> ToolResult:
+    """Tool output comes from outside (web pages, search APIs): no lone surrogates or NULs,
+    and no credential a backend echoed in an error."""
+    return ToolResult(redact(scrub(text)), is_error=is_error)
 
 
 def default_registry(settings: Settings | None = None) -> ToolRegistry:

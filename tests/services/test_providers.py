@@ -4,6 +4,7 @@ import pytest
 
 from opencode.core.errors import BadRequest, NotFound
 from opencode.core.settings import Settings
+from opencode.schemas.common import PROVIDER_IDS
 from opencode.services.providers import ProviderCatalog, ResolvedModel
 
 PROVIDER_ENV = [
@@ -54,6 +55,7 @@ def test_list_providers_reports_configuration():
     ).list_providers()
 
     assert [p.id for p in providers] == ["anthropic", "openai", "gemini"]
+    assert tuple(p.id for p in providers) == PROVIDER_IDS  # what the OpenAPI schema lists
     anthropic, openai, gemini = providers
     assert (anthropic.configured, openai.configured, gemini.configured) == (False, True, False)
     assert anthropic.api_base == "http://gateway.local/v1"

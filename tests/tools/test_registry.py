@@ -2,6 +2,7 @@ import asyncio
 import copy
 import json
 import logging
+import re
 from typing import Any
 
 import jsonschema
@@ -9,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from opencode.llm.types import ToolCall
-from opencode.tools.base import ToolContext
+from opencode.tools.base import Tool, ToolContext
 from opencode.tools.registry import ToolRegistry, ToolResult, default_registry, provider_schema
 from opencode.tools.todo import TodoRead
 from tests.tools.test_question import GatedAsker, ScriptedAsker
@@ -227,12 +228,30 @@ async def test_unexpected_exception_is_reported_and_logged(
     todos = BrokenTodos(RuntimeError("database is locked"))
     with caplog.at_level(logging.ERROR, logger="opencode.tools.registry"):
         result = await registry.execute(call("todoread"), context(todos))
-    assert result == ToolResult(
-        "Tool todoread failed: RuntimeError: database is locked", is_error=True
-    )
+    # the model (and the client watching) learn that it failed, not the server's internals
+    assert result.is_error and "database is locked" not in result.text
+    reference = re.search(r"internal error \(id (err_\w+)\)", result.text).group(1)
+    assert result.text.startswith("Tool todoread failed")
     [record] = caplog.records
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
-    assert "todoread" in record.getMessage()
+    assert "todoread" in record.getMessage() and reference in record.getMessage()
+
+
+async def test_tool_output_is_scrubbed_of_unsafe_text_and_credentials(registry: ToolRegistry):
+    class NoParams(BaseModel):
+        pass
+
+    class Echo(Tool):
+        name = "echo"
+        description = "echo"
+        Params = NoParams
+
+        async def run(self, params, ctx):
+            return "half \ud83d and nul \x00 with Authorization: Bearer sk-proj-abcdefghijklmnop12"
+
+    registry.register(Echo())
+    result = await registry.execute(call("echo"), context(None))
+    assert result.text == "half \ufffd and nul  with Authorization: Bearer [redacted]"
 
 
 async def test_cancellation_raised_inside_a_tool_propagates(registry: ToolRegistry):
