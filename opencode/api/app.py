@@ -1,130 +1,45 @@
 """The FastAPI application: resources in the lifespan, middleware, error handlers, routers."""
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import FastAPI, Request, Response
 
 from opencode import __version__
-from opencode.api.deps import Services
 from opencode.api.errors import install_error_handlers
-from opencode.api.middleware import BasicAuthMiddleware, BodyLimitMiddleware
+from opencode.api.guards import (
+    JSONCORSMiddleware,
+    RequestGuardMiddleware,
+    SecurityHeadersMiddleware,
+    allowed_hosts,
+)
+from opencode.api.lifecycle import make_lifespan
+from opencode.api.middleware import BasicAuthMiddleware, BodyLimitMiddleware, MethodsMiddleware
 from opencode.api.routes import events, providers, questions, sessions, tools
 from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
-from opencode.events.bus import EventBus
-from opencode.llm.litellm_adapter import LiteLLMClient
-from opencode.llm.openai_native import OpenAIStreamClient
-from opencode.llm.retry import RetryingClient
-from opencode.llm.router import ProviderRouter
-from opencode.schemas.common import ErrorOut
-from opencode.services.compaction import CompactionPolicy, Compactor
-from opencode.services.providers import ProviderCatalog
-from opencode.services.questions import QuestionBroker
-from opencode.services.runs import RunManager, retry_notifier
-from opencode.services.sessions import SessionService
-from opencode.services.titles import TitleService
-from opencode.services.todos import TodoService
-from opencode.storage.factory import create_store
-from opencode.tools.registry import default_registry
+from opencode.schemas.common import HealthOut
 
+HEALTH_RETRY_AFTER = 5  # seconds: about when another instance (or this one, restarted) answers
+DESCRIPTION = """LLM agent API server: sessions, tools, SSE streaming, cost tracking.
 
-def build_services(settings: Settings) -> Services:
-    store = create_store(settings.database_url)
-    bus = EventBus()
-    catalog = ProviderCatalog(settings)
-    idle = settings.stream_idle_timeout
-    # OpenAI-compatible streams skip LiteLLM's per-chunk cost (~9x less CPU; bench/README.md).
-    native = {"openai": OpenAIStreamClient(idle_timeout=idle)} if settings.native_openai else {}
-    models = ProviderRouter(LiteLLMClient(idle_timeout=idle), native)
-    client = RetryingClient(
-        models,
-        max_retries=settings.max_retries,
-        base_delay=settings.retry_base_delay,
-        max_delay=settings.retry_max_delay,
-        on_retry=retry_notifier(bus),
-    )
-    questions = QuestionBroker(store, bus, timeout=settings.question_timeout)
-    compactor = Compactor(
-        store=store,
-        bus=bus,
-        client=client,
-        catalog=catalog,
-        policy=CompactionPolicy(
-            max_messages=settings.compact_messages, ratio=settings.compact_ratio
-        ),
-    )
-    registry = default_registry(settings)
-    runs = RunManager(
-        store=store,
-        bus=bus,
-        catalog=catalog,
-        registry=registry,
-        client=client,
-        todos=TodoService(store, bus),
-        questions=questions,
-        compactor=compactor,
-        max_output_tokens=settings.max_output_tokens,
-    )
-    return Services(
-        settings=settings,
-        models=models,
-        store=store,
-        bus=bus,
-        catalog=catalog,
-        questions=questions,
-        runs=runs,
-        sessions=SessionService(store=store, bus=bus, catalog=catalog, runs=runs),
-        titles=TitleService(
-            store=store, bus=bus, catalog=catalog, client=client, title_model=settings.title_model
-        ),
-        registry=registry,
-        compactor=compactor,
-    )
-
-
-ERROR_RESPONSES = {
-    400: "Bad model or provider choice",
-    401: "Missing or wrong credentials",
-    404: "Unknown id",
-    409: "Busy, or no longer pending",
-    413: "Request body too large",
-    422: "Invalid input",
-    502: "The model provider failed",
-}
+Every error is JSON `{"error", "detail"}` with `detail` a sentence; a 422 adds `errors`
+(`[{"loc", "msg", "type"}]`). Besides what each operation lists, any request can get
+400 `bad_host` (a `Host` outside `OPENCODE_ALLOWED_HOSTS`; not `/health`), 401 (with
+`OPENCODE_SERVER_PASSWORD`), 403 `forbidden` (a POST, PUT, PATCH or DELETE whose `Origin` is
+neither this server nor in `OPENCODE_CORS_ORIGINS`), 405 with the path's `Allow` list, and
+413 for a body over `OPENCODE_MAX_BODY_BYTES`. `OPTIONS` on any path answers 204 with
+`Allow`; `HEAD` works on every GET operation (headers only, SSE streams included)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = build_services(settings)
-        await services.store.initialize()
-        await services.runs.recover()
-        # Build the model lists from LiteLLM's map now, off the loop, not in a first request.
-        await asyncio.to_thread(services.catalog.list_providers)
-        app.state.services = services
-        try:
-            yield
-        finally:
-            await services.runs.shutdown()
-            await services.models.aclose()  # after the runs: they stream through it
-            services.bus.close()
-            await services.store.close()
+    configure_logging(settings.log_level, log_sql=settings.log_sql)
 
     app = FastAPI(
         title="OpenCode API",
         version=__version__,
-        description="LLM agent API server: sessions, tools, SSE streaming, cost tracking.",
-        lifespan=lifespan,
-        responses={
-            code: {"model": ErrorOut, "description": description}
-            for code, description in ERROR_RESPONSES.items()
-        },
+        description=DESCRIPTION,
+        lifespan=make_lifespan(settings),
     )
     install_error_handlers(app)
     for router in (
@@ -136,22 +51,74 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
 
-    @app.get("/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get(
+        "/health",
+        tags=["health"],
+        responses={503: {"model": HealthOut, "description": "The server is shutting down"}},
+    )
+    async def health(request: Request, response: Response) -> HealthOut:
+        """Liveness; never needs auth and answers any ``Host`` (probes use the pod's IP).
+        503 while the server drains for a shutdown, so load balancers stop sending turns."""
+        shutdown = getattr(request.app.state, "shutdown", None)
+        if shutdown is not None and shutdown.draining:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(HEALTH_RETRY_AFTER)
+            return HealthOut(status="shutting_down", version=__version__)
+        return HealthOut(status="ok", version=__version__)
 
-    # Added innermost first: CORS wraps auth (preflights and 401s carry CORS headers),
-    # auth wraps the body limit (no reading bodies of unauthenticated requests).
+    _describe_tools(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost first, a request meets:
+
+    1. security headers: outermost, so every answer carries them (400 bad host, CORS
+       preflights, 401, 405, 413, SSE, 404, and a 500 it renders itself);
+    2. the Host / Origin guard: a rebinding page's request is refused before anything else
+       reads it, CORS and auth included; it only rejects, so it adds no CORS headers;
+    3. CORS: answers preflights (browsers send them without credentials, so before auth) and
+       puts CORS headers on what is inside, 401s included, so a browser client can read them;
+    4. Basic auth: nothing below it is reached without the password;
+    5. methods: OPTIONS (204 + ``Allow``), 405 and HEAD, after auth like any route;
+    6. the body limit, innermost: no body of an unauthenticated request is read.
+
+    ``add_middleware`` puts each new middleware outside the previous ones, hence the order.
+    """
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MethodsMiddleware, routes=app.routes)
     if settings.server_password:
         app.add_middleware(BasicAuthMiddleware, password=settings.server_password)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            JSONCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Total-Count"],
         )
-    return app
+    app.add_middleware(
+        RequestGuardMiddleware, hosts=allowed_hosts(settings), cors_origins=settings.cors_origins
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+
+
+def _describe_tools(app: FastAPI) -> None:
+    """The schema's ``tools`` items list the tool names of the running server's registry (the
+    one source of truth, built in the lifespan), so the schema cannot drift from it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI; adding the enum again changes nothing
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            names = services.registry.names()
+            tools = schema["components"]["schemas"]["MessageCreate"]["properties"]["tools"]
+            for variant in tools.get("anyOf", [tools]):
+                if variant.get("type") == "array":
+                    variant["items"]["enum"] = names
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

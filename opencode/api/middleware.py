@@ -1,12 +1,18 @@
-"""Pure ASGI middleware: HTTP Basic auth and the request body limit.
+"""Pure ASGI middleware: HTTP Basic auth, the request body limit, and methods per path.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so SSE responses stream through untouched.
 """
 
 import base64
 import binascii
+import re
 import secrets
+from collections.abc import Sequence
 
+import anyio
+from fastapi.routing import iter_route_contexts
+from starlette.responses import Response
+from starlette.routing import BaseRoute, compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencode.api.errors import error_response
@@ -98,3 +104,97 @@ class BodyLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class MethodsMiddleware:
+    """``Allow``, ``OPTIONS`` and ``HEAD`` from every route on a path, not the first one.
+
+    Starlette answers 405 with the methods of the first route whose path matches (GET
+    ``/session/{id}`` hides PATCH and DELETE) and FastAPI routes have no HEAD. Here: OPTIONS on
+    a known path is 204 with ``Allow``; another method the path lacks is a JSON 405 with
+    ``Allow``; HEAD runs the GET route and sends its headers only, then stops the route (an SSE
+    stream would never end by itself), so no HEAD operations need adding to the schema.
+    Unknown paths go on to the router's 404.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self._routes = routes  # the app's list: read at the first request, when it is complete
+        self._table: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        routed = self._routed(scope)
+        methods = _answered(routed)
+        method = scope["method"]
+        if not routed:
+            await self.app(scope, receive, send)
+        elif method == "HEAD" and "GET" in routed:
+            await _head(self.app, scope, receive, send)
+        elif method == "OPTIONS" and "OPTIONS" not in routed:
+            allow = _allow(methods)
+            await Response(status_code=204, headers={"Allow": allow})(scope, receive, send)
+        elif method not in methods:
+            allow = _allow(methods)
+            response = error_response(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed on {scope['path']}; it answers {allow}.",
+                headers={"Allow": allow},
+            )
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _routed(self, scope: Scope) -> set[str]:
+        """The methods the routes on this path declare themselves."""
+        if self._table is None:
+            self._table = _route_table(self._routes)
+        path = get_route_path(scope)
+        methods: set[str] = set()
+        for pattern, route_methods in self._table:
+            if pattern.match(path):
+                methods |= route_methods
+        return methods
+
+
+def _route_table(routes: Sequence[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path pattern, methods) of every HTTP route, those of included routers too (FastAPI
+    keeps them nested, with their prefixes, so ``iter_route_contexts`` walks them)."""
+    table = []
+    for context in iter_route_contexts(routes):
+        if context.path and context.methods:
+            pattern, _, _ = compile_path(context.path)
+            table.append((pattern, frozenset(context.methods)))
+    return table
+
+
+def _answered(routed: set[str]) -> set[str]:
+    """Everything a path answers: its routes' methods, HEAD with GET, and OPTIONS."""
+    if not routed:
+        return set()
+    return routed | {"OPTIONS"} | ({"HEAD"} if "GET" in routed else set())
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allow(methods: set[str]) -> str:
+    order = {method: index for index, method in enumerate(_METHOD_ORDER)}
+    return ", ".join(sorted(methods, key=lambda method: (order.get(method, 99), method)))
+
+
+async def _head(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run the GET route, send its response head (Content-Length included) and an empty
+    body, then cancel the route: the client asked for nothing more."""
+    with anyio.CancelScope() as cancel:
+
+        async def head_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                cancel.cancel()
+
+        await app({**scope, "method": "GET"}, receive, head_only)

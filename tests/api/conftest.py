@@ -19,7 +19,9 @@ def make_client(tmp_path: Path) -> Callable:
         app = create_app(Settings(_env_file=None, **values))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost"
+            ) as client:
                 client.app = app  # type: ignore[attr-defined]
                 yield client
 

@@ -145,7 +145,9 @@ async def test_invalid_pagination_is_422(client, params):
     response = await client.get(f"/session/{session_id}/message", params=params)
     assert response.status_code == 422
     body = response.json()
-    assert body["error"] == "validation_error" and body["detail"][0]["loc"][0] == "query"
+    assert body["error"] == "validation_error" and body["errors"][0]["loc"][0] == "query"
+    name = next(iter(params))
+    assert isinstance(body["detail"], str) and body["detail"].startswith(f"{name}: ")
 
 
 @pytest.mark.parametrize(

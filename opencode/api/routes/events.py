@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from opencode.api.deps import BusDep, SettingsDep
+from opencode.api.errors import error_responses
 from opencode.events.sse import frame, sse_response
 from opencode.schemas.events import BusEvent
 
@@ -14,7 +15,10 @@ router = APIRouter(tags=["events"])
 @router.get(
     "/event",
     response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "SSE stream"},
+        **error_responses(400, 401, 422),
+    },
 )
 async def events(
     bus: BusDep,

@@ -5,12 +5,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Header, Query, Response, status
 
 from opencode.api.deps import CompactorDep, RunsDep, SessionsDep, SettingsDep, TitlesDep
+from opencode.api.errors import error_responses
 from opencode.events.sse import frame, sse_response
+from opencode.schemas.common import SafeStr
 from opencode.schemas.messages import MessageCreate, MessagePage
 from opencode.schemas.sessions import (
     AbortOut,
     CompactionStatusOut,
     CostOut,
+    DeletedOut,
     SessionCreate,
     SessionOut,
     SessionUpdate,
@@ -22,16 +25,29 @@ from opencode.services.run_driver import Run
 router = APIRouter(prefix="/session", tags=["sessions"])
 
 MAX_OFFSET = 2**31 - 1  # past SQLite's integer range a query would fail, not answer []
+SSE = {200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}}
+MODEL_CHOICE = {
+    400: "bad_request: unknown or unconfigured provider or model, or an empty provider_id or "
+    "model_id"
+}
+NO_SESSION = {404: "not_found: no session with this id"}
+BUSY = {409: "conflict: a reply is being generated or the session is being compacted"}
+READ = error_responses(400, 401, 404, 422, notes=NO_SESSION)
+CHANGE = error_responses(400, 401, 403, 404, 422, notes=NO_SESSION)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 413, 422, notes=MODEL_CHOICE),
+)
 async def create_session(
     sessions: SessionsDep, body: Annotated[SessionCreate | None, Body()] = None
 ) -> SessionOut:
     return await sessions.create(body or SessionCreate())
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401, 422))
 async def list_sessions(
     sessions: SessionsDep,
     response: Response,
@@ -44,25 +60,32 @@ async def list_sessions(
     return page
 
 
-@router.get("/{session_id}")
-async def get_session(session_id: str, sessions: SessionsDep) -> SessionOut:
+@router.get("/{session_id}", responses=READ)
+async def get_session(session_id: SafeStr, sessions: SessionsDep) -> SessionOut:
     return await sessions.get(session_id)
 
 
-@router.patch("/{session_id}")
-async def update_session(session_id: str, body: SessionUpdate, sessions: SessionsDep) -> SessionOut:
+@router.patch(
+    "/{session_id}",
+    responses=error_responses(400, 401, 403, 404, 413, 422, notes={**MODEL_CHOICE, **NO_SESSION}),
+)
+async def update_session(
+    session_id: SafeStr, body: SessionUpdate, sessions: SessionsDep
+) -> SessionOut:
+    """Rename, and/or change the model later messages use (``provider_id``/``model_id``,
+    checked like a message's; the resolved ``provider/model`` is stored). At least one field."""
     return await sessions.update(session_id, body)
 
 
-@router.delete("/{session_id}")
-async def delete_session(session_id: str, sessions: SessionsDep) -> dict[str, object]:
-    await sessions.delete(session_id)
-    return {"id": session_id, "deleted": True}
+@router.delete("/{session_id}", responses=CHANGE)
+async def delete_session(session_id: SafeStr, sessions: SessionsDep) -> DeletedOut:
+    """Deletes the session with its messages, todos and questions; aborts a running turn first."""
+    return await sessions.delete(session_id)
 
 
-@router.get("/{session_id}/message")
+@router.get("/{session_id}/message", responses=READ)
 async def list_messages(
-    session_id: str,
+    session_id: SafeStr,
     sessions: SessionsDep,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -74,10 +97,30 @@ async def list_messages(
 @router.post(
     "/{session_id}/message",
     response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+    responses={
+        **SSE,
+        **error_responses(
+            400,
+            401,
+            403,
+            404,
+            409,
+            413,
+            422,
+            503,
+            notes={
+                400: f"{MODEL_CHOICE[400]}, or reasoning_effort for a model without reasoning",
+                **NO_SESSION,
+                **BUSY,
+                422: "validation_error: the body does not match the schema, or names a tool "
+                "this server does not have",
+            },
+            busy=True,
+        ),
+    },
 )
 async def send_message(
-    session_id: str, body: MessageCreate, runs: RunsDep, settings: SettingsDep
+    session_id: SafeStr, body: MessageCreate, runs: RunsDep, settings: SettingsDep
 ) -> Response:
     run = await runs.start(session_id, body)
     return _stream(run, after=0, keepalive=settings.keepalive_seconds)
@@ -86,10 +129,19 @@ async def send_message(
 @router.get(
     "/{session_id}/stream",
     response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+    responses={
+        **SSE,
+        **error_responses(
+            400,
+            401,
+            404,
+            422,
+            notes={404: "not_found: no session with this id, or nothing runs in it"},
+        ),
+    },
 )
 async def follow_stream(
-    session_id: str,
+    session_id: SafeStr,
     runs: RunsDep,
     settings: SettingsDep,
     last_event_id: Annotated[int, Header(ge=0)] = 0,
@@ -100,35 +152,74 @@ async def follow_stream(
     return _stream(run, after=last_event_id, keepalive=settings.keepalive_seconds)
 
 
-@router.post("/{session_id}/abort")
-async def abort(session_id: str, runs: RunsDep) -> AbortOut:
+@router.post("/{session_id}/abort", responses=CHANGE)
+async def abort(session_id: SafeStr, runs: RunsDep) -> AbortOut:
     return await runs.abort(session_id)
 
 
-@router.post("/{session_id}/generate-title")
-async def generate_title(session_id: str, titles: TitlesDep) -> TitleOut:
+@router.post(
+    "/{session_id}/generate-title",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        502,
+        503,
+        notes={
+            **NO_SESSION,
+            400: "bad_request: the session's (or OPENCODE_TITLE_MODEL's) model is unknown or "
+            "unconfigured",
+            409: "conflict: the session has no message yet",
+            502: "provider_error: the title model failed or returned an empty title",
+        },
+    ),
+)
+async def generate_title(session_id: SafeStr, titles: TitlesDep) -> TitleOut:
+    """Ask a model (``OPENCODE_TITLE_MODEL``, else the session's) for a title from the first
+    message, store it and return it. 409 while the session has no message."""
     return await titles.generate(session_id)
 
 
-@router.get("/{session_id}/cost")
-async def cost(session_id: str, sessions: SessionsDep) -> CostOut:
+@router.get("/{session_id}/cost", responses=READ)
+async def cost(session_id: SafeStr, sessions: SessionsDep) -> CostOut:
     return await sessions.cost(session_id)
 
 
-@router.post("/{session_id}/compact")
-async def compact(session_id: str, runs: RunsDep) -> CompactionStatusOut:
+@router.post(
+    "/{session_id}/compact",
+    responses=error_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        502,
+        503,
+        notes={
+            **NO_SESSION,
+            400: "bad_request: the session's model is unknown or unconfigured",
+            409: "conflict: a turn or another compaction runs, or there is nothing to fold",
+            502: "provider_error: the model failed to write the summary",
+        },
+    ),
+)
+async def compact(session_id: SafeStr, runs: RunsDep) -> CompactionStatusOut:
     """Fold all but the latest exchange into a summary now; returns the finished status.
     409 while a turn or another compaction runs, or when there is nothing to fold."""
     return await runs.compact(session_id)
 
 
-@router.get("/{session_id}/compaction-status")
-async def compaction_status(session_id: str, compactor: CompactorDep) -> CompactionStatusOut:
+@router.get("/{session_id}/compaction-status", responses=READ)
+async def compaction_status(session_id: SafeStr, compactor: CompactorDep) -> CompactionStatusOut:
     return await compactor.status(session_id)
 
 
-@router.get("/{session_id}/todo")
-async def todos(session_id: str, sessions: SessionsDep) -> list[TodoOut]:
+@router.get("/{session_id}/todo", responses=READ)
+async def todos(session_id: SafeStr, sessions: SessionsDep) -> list[TodoOut]:
     return await sessions.todos(session_id)
 
 
