@@ -4,9 +4,11 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PORT=7860
+    PORT=7860 \
+    OPENCODE_HOST=0.0.0.0
 
-RUN useradd --create-home --uid 1000 user
+RUN useradd --create-home --uid 1000 user \
+    && install -d -o 1000 -g 1000 /home/user/app /home/user/app/data
 USER user
 ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH
 WORKDIR /home/user/app

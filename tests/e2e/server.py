@@ -1,6 +1,7 @@
-"""Run the real server (``uvicorn app:app``) in a subprocess on loopback."""
+"""Run the real server (``python app.py``, the production launcher) in a subprocess on loopback."""
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -20,9 +21,15 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    """``rlimit_nofile`` sets the server's soft and hard RLIMIT_NOFILE (the launcher raises the
+    soft one to the hard one, so both are set)."""
+
+    def __init__(
+        self, workdir: Path, env: dict[str, str], rlimit_nofile: int | None = None
+    ) -> None:
         self.workdir = workdir
         self.env = env
+        self.rlimit_nofile = rlimit_nofile
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"server-{self.port}.log"
@@ -36,27 +43,18 @@ class ServerProcess:
             and not key.startswith("OPENCODE_")
         }
         env.update(self.env)
-        env["PYTHONPATH"] = str(ROOT)
+        env.update(PYTHONPATH=str(ROOT), PORT=str(self.port), OPENCODE_HOST="127.0.0.1")
         log = self.log_path.open("ab")
         # cwd is a temp dir so a developer's .env is never read by tests
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app:app",
-                "--app-dir",
-                str(ROOT),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            [sys.executable, str(ROOT / "app.py")],
             cwd=self.workdir,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_fds if self.rlimit_nofile is not None else None,
         )
+        log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -68,6 +66,9 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def _limit_fds(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.rlimit_nofile, self.rlimit_nofile))
 
     def kill(self) -> None:
         """kill -9: no shutdown handlers run."""
