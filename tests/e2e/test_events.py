@@ -63,7 +63,7 @@ async def test_generate_title(fake, start_server):
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
         empty = await client.post(f"/session/{session_id}/generate-title")
-        assert empty.status_code == 400 and empty.json()["error"] == "bad_request"
+        assert empty.status_code == 409 and empty.json()["error"] == "conflict"
         await send(client, session_id, content="Help me plan a garden party")
         titled = await client.post(f"/session/{session_id}/generate-title")
         assert titled.status_code == 200

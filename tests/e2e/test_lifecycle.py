@@ -188,15 +188,16 @@ async def test_keepalive_comments_while_waiting(fake, start_server):
 
 
 async def test_graceful_shutdown_keeps_the_partial_reply(fake, start_server):
-    server = start_server()
+    server = start_server(OPENCODE_SHUTDOWN_GRACE="1")
     fake.script(Reply(text=["kept ", "text "], hang_after=2))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         session_id = await new_session(client)
         async with open_turn(client, session_id, content="x") as reader:
             await reader.until(lambda frames: reader.text() == "kept text ")
             started = time.monotonic()
-            await asyncio.to_thread(server.stop)  # SIGTERM
+            _, frames = await asyncio.gather(asyncio.to_thread(server.stop), reader.rest())
             assert time.monotonic() - started < 10
+    assert frames[-1].type == "done" and frames[-1].data["stop_reason"] == "shutdown"
     async with restarted(server) as again:
         async with httpx.AsyncClient(base_url=again.url, timeout=30) as client:
             page = (await client.get(f"/session/{session_id}/message")).json()

@@ -25,7 +25,8 @@ async def test_text_turn_streams_every_event_and_is_stored(fake, server):
             "step_finish",
             "done",
         ]
-        assert [int(f.id) for f in frames] == list(range(1, len(frames) + 1))
+        ids = [int(f.id) for f in frames]
+        assert ids == sorted(set(ids))  # they only grow
         assert all(f.event == f.type for f in frames)
         start, step, *_, finish, done = (f.data for f in frames)
         assert step == {"type": "step_start", "step_number": 1, "max_steps": 25}
