@@ -148,6 +148,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> bool:
+        """Whether the store answers a trivial query now (``GET /health``); never raises."""
+
     # sessions
     async def create_session(self, session: SessionRecord) -> SessionRecord:
         """Insert; ``message_count``, ``total_cost`` and ``usage`` start at zero whatever the

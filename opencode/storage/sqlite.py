@@ -105,6 +105,13 @@ class SqliteStore:
             async with self._lock:
                 await db.close()
 
+    async def ping(self) -> bool:
+        try:
+            await self._read("SELECT 1")
+        except Exception:
+            return False
+        return True
+
     # sessions
     async def create_session(self, session: SessionRecord) -> SessionRecord:
         stored = replace(session, message_count=0, total_cost=0.0, usage=empty_usage())

@@ -230,7 +230,6 @@ async def test_in_memory_store_works() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://user:s3cret@db.example.com/opencode",
         "https://project.supabase.co?key=s3cret",
         "mysql://root:s3cret@localhost/db",
         "/just/a/path.db",
