@@ -18,9 +18,12 @@ RUN pip install --user -r requirements.txt
 
 COPY --chown=user app.py .
 COPY --chown=user opencode ./opencode
+# the Postgres schema, applied at startup when DATABASE_URL is a postgresql:// URL
+COPY --chown=user supabase ./supabase
 
-# SQLite lives here unless DATABASE_URL points elsewhere (e.g. /data with persistent storage).
-ENV DATABASE_URL=sqlite:////home/user/app/data/opencode.db
+# Without DATABASE_URL (or SUPABASE_URL + SUPABASE_KEY) SQLite lives in ./data/opencode.db,
+# i.e. /home/user/app/data; set DATABASE_URL=sqlite:////data/opencode.db for a Space's
+# persistent storage. Not set here, so that SUPABASE_URL + SUPABASE_KEY can choose Supabase.
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health')"
 CMD ["python", "app.py"]

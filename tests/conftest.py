@@ -1,6 +1,12 @@
-"""Shared fixtures: the fake LLM provider on loopback and the real server in a subprocess."""
+"""Shared fixtures: the fake LLM provider on loopback and the real server in a subprocess.
+
+The real server stores in SQLite. A test module that sets ``E2E_STORES = ("sqlite",
+"postgres")`` runs every test against each store: on PostgreSQL the server gets a fresh
+database (``tests/pg.py``), dropped after.
+"""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -9,6 +15,7 @@ import opencode.core.env  # noqa: F401  (before anything imports LiteLLM)
 from tests.e2e.server import ServerProcess
 from tests.fakes.provider import FakeProvider
 from tests.fakes.website import FakeWebsite
+from tests.pg import create_database_sync, drop_database_sync
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +32,35 @@ def fake(provider_server: FakeProvider) -> Iterator[FakeProvider]:
     provider_server.reset()
 
 
-def server_env(fake: FakeProvider, tmp_path: Path, **overrides: str) -> dict[str, str]:
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_backend" in metafunc.fixturenames:
+        stores = getattr(metafunc.module, "E2E_STORES", ("sqlite",))
+        metafunc.parametrize("store_backend", stores, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def store_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@contextmanager
+def database(store_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A ``DATABASE_URL`` for a fresh, empty store of that kind."""
+    if store_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'opencode.db'}"
+        return
+    url = create_database_sync()
+    try:
+        yield url
+    finally:
+        drop_database_sync(url)
+
+
+def server_env(
+    fake: FakeProvider, tmp_path: Path, database_url: str | None = None, **overrides: str
+) -> dict[str, str]:
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'opencode.db'}",
+        "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'opencode.db'}",
         "OPENAI_API_KEY": "test-key",
         "OPENAI_API_BASE": fake.openai_base,
         "ANTHROPIC_API_KEY": "test-key",
@@ -43,12 +76,16 @@ def server_env(fake: FakeProvider, tmp_path: Path, **overrides: str) -> dict[str
 
 
 @pytest.fixture(scope="session")
-def shared_server(provider_server: FakeProvider, tmp_path_factory) -> Iterator[ServerProcess]:
-    """One real server for the tests that need no special settings (each uses new sessions)."""
-    workdir = tmp_path_factory.mktemp("shared-server")
-    server = ServerProcess(workdir, server_env(provider_server, workdir)).start()
-    yield server
-    server.stop()
+def shared_server(
+    provider_server: FakeProvider, tmp_path_factory, store_backend: str
+) -> Iterator[ServerProcess]:
+    """One real server per store for the tests that need no special settings (each uses new
+    sessions)."""
+    workdir = tmp_path_factory.mktemp(f"shared-server-{store_backend}")
+    with database(store_backend, workdir) as url:
+        server = ServerProcess(workdir, server_env(provider_server, workdir, url)).start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture
@@ -57,19 +94,23 @@ def server(fake: FakeProvider, shared_server: ServerProcess) -> ServerProcess:
 
 
 @pytest.fixture
-def start_server(fake: FakeProvider, tmp_path: Path) -> Iterator:
+def start_server(fake: FakeProvider, tmp_path: Path, store_backend: str) -> Iterator:
     """``start_server(**env)`` runs the real server against the fake provider; all are
-    stopped after the test."""
+    stopped after the test. The servers of one test share one store (a restart finds what
+    the server before it stored)."""
     servers: list[ServerProcess] = []
 
-    def start(**overrides: str) -> ServerProcess:
-        server = ServerProcess(tmp_path, server_env(fake, tmp_path, **overrides)).start()
-        servers.append(server)
-        return server
+    with database(store_backend, tmp_path) as url:
 
-    yield start
-    for server in servers:
-        server.stop()
+        def start(**overrides: str) -> ServerProcess:
+            env = server_env(fake, tmp_path, url, **overrides)
+            server = ServerProcess(tmp_path, env).start()
+            servers.append(server)
+            return server
+
+        yield start
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

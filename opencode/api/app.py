@@ -1,5 +1,6 @@
 """The FastAPI application: resources in the lifespan, middleware, error handlers, routers."""
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -18,7 +19,9 @@ from opencode.api.routes import events, providers, questions, sessions, tools
 from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
 from opencode.schemas.common import HealthOut
+from opencode.storage.base import Store
 
+HEALTH_STORE_TIMEOUT = 2.0  # seconds a store may take to answer GET /health's ping
 HEALTH_RETRY_AFTER = 5  # seconds: about when another instance (or this one, restarted) answers
 DESCRIPTION = """LLM agent API server: sessions, tools, SSE streaming, cost tracking.
 
@@ -54,21 +57,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/health",
         tags=["health"],
-        responses={503: {"model": HealthOut, "description": "The server is shutting down"}},
+        responses={
+            503: {
+                "model": HealthOut,
+                "description": "The server is shutting down, or its store does not answer",
+            }
+        },
     )
     async def health(request: Request, response: Response) -> HealthOut:
-        """Liveness; never needs auth and answers any ``Host`` (probes use the pod's IP).
-        503 while the server drains for a shutdown, so load balancers stop sending turns."""
+        """Liveness and the store's health; never needs auth and answers any ``Host`` (probes
+        use the pod's IP). 503 while the server drains for a shutdown, so load balancers stop
+        sending turns, and while the store does not answer within a couple of seconds."""
+        services = getattr(request.app.state, "services", None)
+        kind = services.store_choice.kind if services is not None else None
         shutdown = getattr(request.app.state, "shutdown", None)
         if shutdown is not None and shutdown.draining:
             response.status_code = 503
             response.headers["Retry-After"] = str(HEALTH_RETRY_AFTER)
-            return HealthOut(status="shutting_down", version=__version__)
-        return HealthOut(status="ok", version=__version__)
+            return HealthOut(status="shutting_down", version=__version__, store=kind)
+        ok = services is not None and await _store_answers(services.store)
+        if not ok:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(HEALTH_RETRY_AFTER)
+            return HealthOut(status="degraded", version=__version__, store=kind, ok=False)
+        return HealthOut(status="ok", version=__version__, store=kind)
 
     _describe_tools(app)
     _add_middleware(app, settings)
     return app
+
+
+async def _store_answers(store: Store) -> bool:
+    try:
+        return await asyncio.wait_for(store.ping(), HEALTH_STORE_TIMEOUT)
+    except TimeoutError:
+        return False
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

@@ -18,6 +18,7 @@ from opencode.services.runs import RunManager
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.storage.base import Store
+from opencode.storage.factory import StoreChoice
 from opencode.tools.registry import ToolRegistry
 
 
@@ -34,6 +35,7 @@ class Services:
     titles: TitleService
     compactor: Compactor
     registry: ToolRegistry
+    store_choice: StoreChoice
 
 
 def get_services(request: Request) -> Services:

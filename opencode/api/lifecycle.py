@@ -38,7 +38,7 @@ from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.services.todos import TodoService
 from opencode.services.turns import TurnBuilder
-from opencode.storage.factory import create_store
+from opencode.storage.factory import build_store, choose_store
 from opencode.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ PASS_ON_MARGIN = 10.0  # seconds past the grace period after which the signal go
 
 
 def build_services(settings: Settings) -> Services:
-    store = create_store(settings.database_url)
+    store_choice = choose_store(settings.database_url, settings.supabase_url, settings.supabase_key)
+    store = build_store(store_choice)
     ids = EventIds()  # one clock for the bus and every run's stream
     bus = EventBus(ids=ids)
     catalog = ProviderCatalog(settings)
@@ -118,6 +119,7 @@ def build_services(settings: Settings) -> Services:
         titles=titles,
         registry=registry,
         compactor=compactor,
+        store_choice=store_choice,
     )
 
 
@@ -213,6 +215,7 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         register_secrets(settings.secret_values())
         services = build_services(settings)
         await services.store.initialize()
+        log.info("storage: %s (%s)", services.store_choice.kind, services.store_choice.shown)
         await services.runs.recover()
         # Build the model lists from LiteLLM's map now, off the loop, not in a first request.
         await asyncio.to_thread(services.catalog.list_providers)

@@ -27,11 +27,13 @@ What it relies on in uvicorn 0.54 (``protocols/http/h11_impl.py``, ``server.py``
   from ``ServerState``), ``transport`` and ``loop``.
 """
 
+import asyncio
 import functools
 import json
 import logging
 import resource
 import socket
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +41,10 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from opencode.core.errors import OpencodeError
+from opencode.core.redact import redact
 from opencode.core.settings import Settings
+from opencode.storage.factory import build_store, choose_store, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +293,34 @@ def raise_fd_limit(cap: int = FD_LIMIT_CAP) -> int:
     return target
 
 
+def check_store(settings: Settings) -> str | None:
+    """Open and close the configured store once (creating or migrating its schema), so that a
+    store that cannot be reached stops the launch with one line instead of a traceback from
+    inside uvicorn's lifespan. The problem as that line, or None."""
+    try:
+        choice = choose_store(settings.database_url, settings.supabase_url, settings.supabase_key)
+        store = build_store(choice)
+    except OpencodeError as exc:
+        return exc.message
+
+    async def probe() -> None:
+        await store.initialize()
+        await store.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return describe_failure(choice, exc)
+    return None
+
+
 def serve(app: Any, settings: Settings) -> None:
-    """Run ``app`` with uvicorn on ``settings.host:settings.port`` behind the guards above."""
+    """Run ``app`` with uvicorn on ``settings.host:settings.port`` behind the guards above;
+    exit with status 1 and one line on stderr when the store cannot be opened."""
+    problem = check_store(settings)
+    if problem is not None:
+        print(f"opencode: {redact(problem)}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
     budget = ConnectionBudget.for_fd_limit(raise_fd_limit(), settings.max_connections)
     log.info(
         "Accepting up to %d connections (file descriptor limit %d)",

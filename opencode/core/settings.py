@@ -15,6 +15,7 @@ SECRET_FIELDS = (
     "brave_api_key",
     "exa_api_key",
     "server_password",
+    "supabase_key",
 )
 
 
@@ -25,7 +26,10 @@ class Settings(BaseSettings):
 
     port: int = Field(7860, alias="PORT")
     host: str = Field("127.0.0.1", alias="OPENCODE_HOST")
-    database_url: str = Field("sqlite:///./data/opencode.db", alias="DATABASE_URL")
+    # unset: SQLite in ./data/opencode.db, unless SUPABASE_URL + SUPABASE_KEY are set
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    supabase_url: str | None = Field(None, alias="SUPABASE_URL")
+    supabase_key: str | None = Field(None, alias="SUPABASE_KEY")
     log_level: str = Field("INFO", alias="OPENCODE_LOG_LEVEL")
     log_sql: bool = Field(False, alias="OPENCODE_LOG_SQL")
 

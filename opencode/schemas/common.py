@@ -103,7 +103,12 @@ class BusyOut(ErrorOut):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok", "shutting_down"] = Field(
-        description="shutting_down (with 503) once the server drains for a shutdown"
+    status: Literal["ok", "degraded", "shutting_down"] = Field(
+        description="degraded (with 503) while the store does not answer; shutting_down (with "
+        "503) once the server drains for a shutdown"
     )
     version: str
+    store: Literal["sqlite", "postgres", "supabase"] | None = Field(
+        None, description="The store in use (DATABASE_URL / SUPABASE_URL)"
+    )
+    ok: bool = Field(True, description="Whether the store answered just now")

@@ -7,6 +7,7 @@ from tests.e2e.helpers import listen_bus, new_session, send, wait_until
 from tests.fakes.provider import Reply
 
 pytestmark = pytest.mark.timeout(90)
+E2E_STORES = ("sqlite", "postgres")  # tests/conftest.py: each test runs on both
 
 
 async def test_bus_carries_session_message_and_todo_events(fake, server):
