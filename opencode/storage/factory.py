@@ -95,11 +95,9 @@ def build_store(choice: StoreChoice) -> Store:
 
         return PostgresStore(choice.url)
     if choice.kind == "supabase":
-        raise OpencodeError(
-            "SUPABASE_URL + SUPABASE_KEY select the Supabase REST store, which this version "
-            "does not have yet: set DATABASE_URL to the project's Postgres connection string "
-            "(Project Settings > Database) instead."
-        )
+        from .supabase_rest import SupabaseStore  # supabase-py is imported only when used
+
+        return SupabaseStore(choice.url, choice.key or "")
     return create_store(choice.url)
 
 

@@ -6,6 +6,10 @@ contract test runs against each one unchanged.
 
 PostgreSQL: one fresh database per test run (``postgres_url``, migrated once, dropped at the
 end), emptied before each test. Without a reachable server those tests skip (fail under CI).
+
+Supabase: the REST store with a service_role key, talking to the PostgREST emulator in-process
+(``httpx.ASGITransport``) over a database of its own (``supabase_database_url``), migrated the
+same way and emptied before each test; it skips or fails with the PostgreSQL tests.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,16 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
+import jwt
 import pytest
 
 from opencode.core.ids import new_id
 from opencode.storage.base import MessageRecord, QuestionRecord, SessionRecord, Store
 from opencode.storage.postgres import PostgresStore
 from opencode.storage.sqlite import SqliteStore
+from opencode.storage.supabase_rest import SupabaseStore
 from tests import pg
+from tests.fakes.postgrest import PostgrestEmulator
 
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456, tzinfo=UTC)
 TABLES = "sessions, messages, model_usage, todos, questions, compactions"
+SUPABASE_URL = "http://supabase.test"  # in-process: the ASGI transport ignores the host
+JWT_SECRET = "contract-tests-sign-with-this-but-the-emulator-verifies-nothing"
 
 
 @asynccontextmanager
@@ -49,6 +59,29 @@ async def postgres_backend(request: pytest.FixtureRequest) -> AsyncIterator[Stor
         await store.close()
 
 
+@asynccontextmanager
+async def supabase_backend(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    url = request.getfixturevalue("supabase_database_url")
+    await empty_tables(url)
+    emulator = PostgrestEmulator(url)  # its pool belongs to this test's event loop
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(emulator), timeout=10.0)
+    store = SupabaseStore(SUPABASE_URL, service_role_key(), http=http)
+    try:
+        await store.initialize()
+        yield store
+    finally:
+        await store.close()
+        await http.aclose()
+        await emulator.aclose()
+
+
+def service_role_key(lifetime: int = 3600) -> str:
+    """A legacy-style service_role key: a JWT whose ``role`` claim is ``service_role``."""
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"role": "service_role", "iss": "supabase", "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
 async def empty_tables(url: str) -> None:
     """DELETE rather than TRUNCATE: a truncate makes new files (~0.1 s); these tables are small."""
     conn = await asyncpg.connect(url)
@@ -71,6 +104,17 @@ def postgres_url() -> Iterator[str]:
         pg.drop_database_sync(url)
 
 
+@pytest.fixture(scope="session")
+def supabase_database_url() -> Iterator[str]:
+    """The Supabase backend's database: like ``postgres_url``, but its own."""
+    url = pg.create_database_sync()
+    try:
+        pg.run_sync(lambda: migrated(url))
+        yield url
+    finally:
+        pg.drop_database_sync(url)
+
+
 async def migrated(url: str) -> None:
     store = PostgresStore(url)
     await store.initialize()
@@ -81,6 +125,7 @@ Backend = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Store]]
 BACKENDS: list[Any] = [
     pytest.param(sqlite_backend, id="sqlite"),
     pytest.param(postgres_backend, id="postgres"),
+    pytest.param(supabase_backend, id="supabase"),
 ]
 
 

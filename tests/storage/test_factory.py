@@ -10,6 +10,7 @@ from opencode.storage.factory import (
     describe_failure,
     mask_url,
 )
+from opencode.storage.supabase_rest import SupabaseStore
 
 PG = "postgresql://app:s3cret-pw@db.example.com:6543/postgres?sslmode=require"
 
@@ -50,6 +51,7 @@ def test_a_failure_is_one_line_naming_the_variable_and_host_not_the_password():
     assert "s3cret-pw" not in line and "\n" not in line
 
 
-def test_the_supabase_rest_store_says_what_to_do_instead():
-    with pytest.raises(OpencodeError, match="DATABASE_URL"):
-        build_store(choose_store(None, "https://p.supabase.co", "key"))
+def test_supabase_url_and_key_build_the_rest_store_without_opening_it():
+    store = build_store(choose_store(None, "https://p.supabase.co", "the-key"))
+    assert isinstance(store, SupabaseStore)
+    assert (store.url, store.host) == ("https://p.supabase.co", "p.supabase.co")

@@ -29,7 +29,16 @@ from tests.storage.conftest import (
     session_record,
 )
 
-FUNCTIONS = ("add_message", "write_draft", "record_step_usage", "apply_parts_patch")
+FUNCTIONS = (
+    "add_message",
+    "write_draft",
+    "record_step_usage",
+    "apply_parts_patch",
+    "set_todos",
+    "add_question",
+    "save_compaction",
+    "opencode_rest_schema",
+)
 VERSIONS = [file.version for file in load_migrations()]
 
 
