@@ -142,6 +142,20 @@ class CompactionRecord:
     compactions: int = 0  # successful compactions so far
 
 
+@dataclass(frozen=True)
+class SessionBundle:
+    """Everything a store holds for one session, as stored: what ``export_session`` reads and
+    ``import_session`` writes back verbatim (totals, ``seq`` and timestamps included), so a
+    session moves between backends unchanged."""
+
+    session: SessionRecord  # with its message_count, total_cost and usage
+    messages: tuple[MessageRecord, ...]  # in seq order, seq 1..message_count
+    todos: tuple[dict[str, Any], ...]
+    questions: tuple[QuestionRecord, ...]  # every status, oldest first
+    compaction: CompactionRecord | None
+    model_usage: tuple[ModelUsageRecord, ...]  # in the order the models were first used
+
+
 class Store(Protocol):
     async def initialize(self) -> None:
         """Open connections and create or migrate the schema."""
@@ -264,3 +278,12 @@ class Store(Protocol):
 
     async def fail_running_compactions(self, error: str) -> int:
         """Mark every ``running`` compaction ``failed`` with ``error``; return how many."""
+
+    # moving sessions between stores (``python -m opencode.storage.copy``)
+    async def export_session(self, session_id: str) -> SessionBundle | None:
+        """The session and everything it owns, read in one snapshot; None if it does not
+        exist."""
+
+    async def import_session(self, bundle: SessionBundle) -> bool:
+        """Write ``bundle`` as it is (totals, seq and timestamps unchanged), in one
+        transaction; False, writing nothing, if a session with its id already exists."""

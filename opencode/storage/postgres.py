@@ -6,6 +6,8 @@ that schema, so a store speaking Supabase's REST API can ``rpc()`` the same logi
 else is one statement, atomic on its own.
 """
 
+import functools
+import inspect
 import json
 import logging
 from dataclasses import replace
@@ -26,11 +28,13 @@ from .base import (
     PartsPatch,
     QuestionRecord,
     QuestionStatus,
+    SessionBundle,
     SessionRecord,
     StepUsage,
     empty_usage,
 )
 from .pages import check_window, seq_window
+from .postgres_bundle import read_bundle, write_bundle
 from .postgres_dsn import PostgresDsn, parse_dsn
 from .postgres_migrations import MIGRATIONS_DIR, migrate_postgres
 from .postgres_rows import (
@@ -92,6 +96,49 @@ class PostgresUnavailable(OpencodeError):
     error = "store_unavailable"
 
 
+# What a lost or refused connection raises mid-query (the server restarted, a backend was
+# terminated, the database stopped accepting connections, the pool timed out): the store
+# answers these as ``PostgresUnavailable`` (503), so callers see "the database is down", not
+# an internal error. Other database errors keep their types.
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # "not currently accepting connections"
+)
+_NOT_WRAPPED = frozenset({"initialize", "close", "ping"})
+
+
+def _answers_outages(cls: type) -> type:
+    """Wrap every public coroutine method of ``cls`` so ``CONNECTION_ERRORS`` become
+    ``PostgresUnavailable`` naming the host (the pool replaces broken connections, so the next
+    call after the database is back succeeds)."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or name in _NOT_WRAPPED or not inspect.iscoroutinefunction(method):
+            continue
+        setattr(cls, name, _outage_wrapper(method))
+    return cls
+
+
+def _outage_wrapper(method: Any) -> Any:
+    @functools.wraps(method)
+    async def wrapper(self: "PostgresStore", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except CONNECTION_ERRORS as exc:
+            reason = self.options.scrub(str(exc) or "no details")
+            raise PostgresUnavailable(
+                f"lost the connection to PostgreSQL at {self.options.where}: "
+                f"{type(exc).__name__}: {reason}"
+            ) from None
+
+    return wrapper
+
+
+@_answers_outages
 class PostgresStore:
     def __init__(
         self,
@@ -423,6 +470,19 @@ class PostgresStore:
                 utc_now(),
             )
         )
+
+    # moving sessions between stores
+    async def export_session(self, session_id: str) -> SessionBundle | None:
+        # repeatable read: every table is read in the same snapshot
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return await read_bundle(conn, session_id)
+
+    async def import_session(self, bundle: SessionBundle) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await write_bundle(conn, bundle)
 
     # plumbing
     @property

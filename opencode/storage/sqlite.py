@@ -27,11 +27,13 @@ from .base import (
     PartsPatch,
     QuestionRecord,
     QuestionStatus,
+    SessionBundle,
     SessionRecord,
     StepUsage,
     empty_usage,
 )
 from .migrations import migrate_sqlite
+from .sqlite_bundle import read_bundle, write_bundle
 from .sqlite_rows import (
     COMPACTION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -383,6 +385,20 @@ class SqliteStore:
             "WHERE status = 'running'",
             (error, to_timestamp(utc_now())),
         )
+
+    # moving sessions between stores
+    async def export_session(self, session_id: str) -> SessionBundle | None:
+        # A read transaction: one snapshot even if another process writes meanwhile.
+        async with self._connection() as db:
+            await db.execute("BEGIN")
+            try:
+                return await read_bundle(db, session_id)
+            finally:
+                await db.rollback()
+
+    async def import_session(self, bundle: SessionBundle) -> bool:
+        async with self._transaction() as db:
+            return await write_bundle(db, bundle)
 
     # plumbing
     @asynccontextmanager
