@@ -15,6 +15,24 @@ NOISY = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore", "sse
 SQL_DRIVERS = ("aiosqlite", "asyncpg", "postgrest", "supabase")
 
 
+class OneLineErrors(logging.Filter):
+    """For a library that logs an expected, retried failure with its traceback (asyncpg's pool
+    while the database is down, every few seconds): keep the line, and the exception as one
+    line instead of a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+ONE_LINE_LOGGERS = ("asyncpg.pool",)
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -29,5 +47,9 @@ def configure_logging(level: str, *, log_sql: bool = False) -> None:
             handler.setFormatter(RedactingFormatter(FORMAT))
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in ONE_LINE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineErrors) for f in logger.filters):
+            logger.addFilter(OneLineErrors())
     for driver in SQL_DRIVERS:
         logging.getLogger(driver).setLevel(logging.NOTSET if log_sql else logging.WARNING)

@@ -73,9 +73,10 @@ class Run:
     async def follow(
         self, last_event_id: int | None = None
     ) -> AsyncIterator[tuple[int | None, StreamEvent | ResyncEvent]]:
-        """Every event after ``last_event_id`` (all of them without one), live, until the run
-        is over. An id this run did not issue gets a ``server.resync`` first, then the whole
-        turn from its start."""
+        """Every event after ``last_event_id`` (all of them without one), live, until the
+        final event (or the run is closed: a run may outlive its final event while it retries
+        storing it). An id this run did not issue gets a ``server.resync`` first, then the
+        whole turn from its start."""
         start = 0
         if last_event_id:
             if self._ids and self._ids[0] <= last_event_id <= self._ids[-1]:
@@ -87,7 +88,7 @@ class Run:
             while sent < len(self._events):
                 sent += 1
                 yield self._ids[sent - 1], self._events[sent - 1]
-            if self._closed:
+            if self._closed or self._ended:
                 return
             self._changed.clear()
             await self._changed.wait()

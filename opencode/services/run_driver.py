@@ -54,6 +54,9 @@ from opencode.tools.registry import ToolRegistry
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0  # seconds between draft writes while text streams
+# While the store is down, the final state of a reply is retried (after its final event went
+# out) for about this long, so that a short outage leaves the reply stored, not ``running``.
+FINAL_WRITE_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
 
 
 class RunTools:
@@ -182,6 +185,8 @@ class RunDriver:
                 usage=UsageOut(**self.run.draft.usage_dict()),
             )
         )
+        if stored is None:
+            stored = await self._store_final_later(status=status)
         self._message_updated(status if stored else None)
 
     async def fail(self, error: str, status_code: int | None = None) -> None:
@@ -193,6 +198,8 @@ class RunDriver:
         self.run.emit(
             ErrorEvent(error=error, message_id=self.run.message_id, status_code=status_code)
         )
+        if stored is None:
+            stored = await self._store_final_later(status="error", error=error)
         self._bus.publish(
             "session.error",
             session_id=self.run.session_id,
@@ -228,14 +235,36 @@ class RunDriver:
             raise failure
         return write.result()
 
-    async def _final_flush(self, **fields: Any) -> bool:
-        """The last write of a run; if the store fails, the stream must still end."""
+    async def _final_flush(self, **fields: Any) -> bool | None:
+        """The last write of a run: True if stored, False if the message is gone, None if the
+        store failed (the stream must still end)."""
         self.run.draft.interrupt_tools(INTERRUPTED)
         try:
             return await self.flush(**fields)
+        except OpencodeError as exc:  # the store is down: say so, without a traceback
+            log.warning("could not store message %s: %s", self.run.message_id, exc.message)
         except Exception:
             log.exception("could not store the final state of message %s", self.run.message_id)
-            return False
+        return None
+
+    async def _store_final_later(self, **fields: Any) -> bool:
+        """Retry the final write while the store recovers (the final event has gone out; the
+        session stays busy meanwhile, so nothing else writes to it)."""
+        for delay in FINAL_WRITE_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                stored = await self.flush(**fields)
+            except Exception as exc:
+                log.debug("message %s still not stored: %r", self.run.message_id, exc)
+                continue
+            log.info("stored message %s after the store came back", self.run.message_id)
+            return stored
+        log.error(
+            "gave up storing the final state of message %s; it stays running until the next "
+            "start marks it interrupted",
+            self.run.message_id,
+        )
+        return False
 
     async def _maybe_flush(self) -> None:
         if time.monotonic() - self._flushed_at >= FLUSH_INTERVAL:
