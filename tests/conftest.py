@@ -1,21 +1,26 @@
 """Shared fixtures: the fake LLM provider on loopback and the real server in a subprocess.
 
 The real server stores in SQLite. A test module that sets ``E2E_STORES = ("sqlite",
-"postgres")`` runs every test against each store: on PostgreSQL the server gets a fresh
-database (``tests/pg.py``), dropped after.
+"postgres", "supabase")`` runs every test against each store: on PostgreSQL the server gets
+a fresh database (``tests/pg.py``), dropped after; on Supabase, that database behind the
+PostgREST emulator (``tests/fakes/postgrest.py``).
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import jwt
 import pytest
 
 import opencode.core.env  # noqa: F401  (before anything imports LiteLLM)
+from opencode.storage.postgres import PostgresStore
 from tests.e2e.server import ServerProcess
+from tests.fakes.postgrest import PostgrestServer
 from tests.fakes.provider import FakeProvider
 from tests.fakes.website import FakeWebsite
-from tests.pg import create_database_sync, drop_database_sync
+from tests.pg import create_database_sync, drop_database_sync, run_sync
 
 
 @pytest.fixture(scope="session")
@@ -44,23 +49,43 @@ def store_backend(request: pytest.FixtureRequest) -> str:
 
 
 @contextmanager
-def database(store_backend: str, tmp_path: Path) -> Iterator[str]:
-    """A ``DATABASE_URL`` for a fresh, empty store of that kind."""
+def database(store_backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The settings of a fresh, empty store of that kind: ``DATABASE_URL`` for SQLite and
+    PostgreSQL; for Supabase, ``SUPABASE_URL`` + ``SUPABASE_KEY`` of the PostgREST emulator
+    serving a migrated database (the REST store cannot create its tables)."""
     if store_backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'opencode.db'}"
+        yield {"DATABASE_URL": f"sqlite:///{tmp_path / 'opencode.db'}"}
         return
     url = create_database_sync()
     try:
-        yield url
+        if store_backend == "postgres":
+            yield {"DATABASE_URL": url}
+            return
+        run_sync(lambda: migrated(url))
+        with PostgrestServer(url) as rest:
+            yield {"SUPABASE_URL": rest.url, "SUPABASE_KEY": service_role_key()}
     finally:
         drop_database_sync(url)
 
 
+async def migrated(url: str) -> None:
+    store = PostgresStore(url)
+    await store.initialize()
+    await store.close()
+
+
+def service_role_key() -> str:
+    """A legacy-style service_role key (the emulator reads its role, not its signature)."""
+    now = int(time.time())
+    claims = {"role": "service_role", "iss": "supabase", "iat": now, "exp": now + 86400}
+    return jwt.encode(claims, "e2e-secret-at-least-32-bytes-long!!", algorithm="HS256")
+
+
 def server_env(
-    fake: FakeProvider, tmp_path: Path, database_url: str | None = None, **overrides: str
+    fake: FakeProvider, tmp_path: Path, store: dict[str, str] | None = None, **overrides: str
 ) -> dict[str, str]:
     env = {
-        "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'opencode.db'}",
+        **(store or {"DATABASE_URL": f"sqlite:///{tmp_path / 'opencode.db'}"}),
         "OPENAI_API_KEY": "test-key",
         "OPENAI_API_BASE": fake.openai_base,
         "ANTHROPIC_API_KEY": "test-key",
@@ -82,8 +107,8 @@ def shared_server(
     """One real server per store for the tests that need no special settings (each uses new
     sessions)."""
     workdir = tmp_path_factory.mktemp(f"shared-server-{store_backend}")
-    with database(store_backend, workdir) as url:
-        server = ServerProcess(workdir, server_env(provider_server, workdir, url)).start()
+    with database(store_backend, workdir) as store:
+        server = ServerProcess(workdir, server_env(provider_server, workdir, store)).start()
         yield server
         server.stop()
 
@@ -100,10 +125,10 @@ def start_server(fake: FakeProvider, tmp_path: Path, store_backend: str) -> Iter
     the server before it stored)."""
     servers: list[ServerProcess] = []
 
-    with database(store_backend, tmp_path) as url:
+    with database(store_backend, tmp_path) as store:
 
         def start(**overrides: str) -> ServerProcess:
-            env = server_env(fake, tmp_path, url, **overrides)
+            env = server_env(fake, tmp_path, store, **overrides)
             server = ServerProcess(tmp_path, env).start()
             servers.append(server)
             return server

@@ -12,7 +12,7 @@ from tests.e2e.helpers import listen_bus, new_session, open_turn, restarted, sen
 from tests.fakes.provider import Reply
 
 pytestmark = pytest.mark.timeout(90)
-E2E_STORES = ("sqlite", "postgres")  # tests/conftest.py: each test runs on both
+E2E_STORES = ("sqlite", "postgres", "supabase")  # tests/conftest.py: each test on each
 
 SUMMARY = "## Goal\nPlan a trip to Lisbon.\n## Open tasks and todos\nBook the hotel."
 # gpt-4o-mini has a 128,000-token window: 0.8 of it is 102,400 prompt tokens.

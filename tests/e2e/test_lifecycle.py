@@ -11,7 +11,7 @@ from tests.fakes.provider import Reply
 from tests.sse import SSEParser, collect
 
 pytestmark = pytest.mark.timeout(90)
-E2E_STORES = ("sqlite", "postgres")  # tests/conftest.py: each test runs on both
+E2E_STORES = ("sqlite", "postgres", "supabase")  # tests/conftest.py: each test on each
 
 
 async def message_by_id(client: httpx.AsyncClient, session_id: str, message_id: str) -> dict:

@@ -45,6 +45,10 @@ async def test_health_names_the_store(server):
         ),
         ({"DATABASE_URL": "mysql://app:pa55-word@db/x"}, "DATABASE_URL has scheme 'mysql'"),
         ({"SUPABASE_URL": "https://project.supabase.co"}, "SUPABASE_KEY is not"),
+        (
+            {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_KEY": "pa55-word"},
+            "SUPABASE_URL: cannot open Supabase at 127.0.0.1:9",
+        ),
     ],
 )
 def test_a_store_that_cannot_be_opened_stops_the_launch_with_one_line(tmp_path, env, expected):

@@ -7,7 +7,7 @@ from tests.e2e.helpers import by_type, new_session, send
 from tests.fakes.provider import Reply
 
 pytestmark = pytest.mark.timeout(90)
-E2E_STORES = ("sqlite", "postgres")  # tests/conftest.py: each test runs on both
+E2E_STORES = ("sqlite", "postgres", "supabase")  # tests/conftest.py: each test on each
 
 
 async def test_text_turn_streams_every_event_and_is_stored(fake, server):
