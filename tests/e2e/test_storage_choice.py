@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import ROOT, free_port
+from tests.pg import create_database_sync, drop_database_sync
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,3 +58,19 @@ def test_a_store_that_cannot_be_opened_stops_the_launch_with_one_line(tmp_path, 
     lines = [line for line in done.stderr.splitlines() if line.startswith("opencode: ")]
     assert len(lines) == 1 and expected in lines[0], done.stderr
     assert "Traceback" not in done.stderr and "pa55-word" not in done.stderr + done.stdout
+
+
+def test_the_startup_log_names_the_store_with_the_password_masked(start_server):
+    url = create_database_sync()
+    try:
+        # trust auth: the server ignores the password, but the URL carries one
+        with_password = url.replace("postgres@", "postgres:hunter2-pw@", 1)
+        server = start_server(DATABASE_URL=with_password, OPENCODE_LOG_LEVEL="INFO")
+        health = httpx.get(f"{server.url}/health").json()
+        assert (health["store"], health["ok"]) == ("postgres", True)
+        server.stop()
+        log = server.log()
+        assert "storage: postgres (postgresql://postgres:***@127.0.0.1" in log, log
+        assert "hunter2-pw" not in log
+    finally:
+        drop_database_sync(url)
