@@ -6,21 +6,18 @@ a fresh database (``tests/pg.py``), dropped after; on Supabase, that database be
 PostgREST emulator (``tests/fakes/postgrest.py``).
 """
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import jwt
 import pytest
 
 import opencode.core.env  # noqa: F401  (before anything imports LiteLLM)
-from opencode.storage.postgres import PostgresStore
 from tests.e2e.server import ServerProcess
-from tests.fakes.postgrest import PostgrestServer
+from tests.fakes.postgrest import PostgrestServer, signed_token
 from tests.fakes.provider import FakeProvider
 from tests.fakes.website import FakeWebsite
-from tests.pg import create_database_sync, drop_database_sync, run_sync
+from tests.pg import throwaway_database
 
 
 @pytest.fixture(scope="session")
@@ -56,29 +53,13 @@ def database(store_backend: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     if store_backend == "sqlite":
         yield {"DATABASE_URL": f"sqlite:///{tmp_path / 'opencode.db'}"}
         return
-    url = create_database_sync()
-    try:
-        if store_backend == "postgres":
+    supabase = store_backend == "supabase"
+    with throwaway_database(migrated=supabase) as url:
+        if not supabase:
             yield {"DATABASE_URL": url}
             return
-        run_sync(lambda: migrated(url))
         with PostgrestServer(url) as rest:
-            yield {"SUPABASE_URL": rest.url, "SUPABASE_KEY": service_role_key()}
-    finally:
-        drop_database_sync(url)
-
-
-async def migrated(url: str) -> None:
-    store = PostgresStore(url)
-    await store.initialize()
-    await store.close()
-
-
-def service_role_key() -> str:
-    """A legacy-style service_role key (the emulator reads its role, not its signature)."""
-    now = int(time.time())
-    claims = {"role": "service_role", "iss": "supabase", "iat": now, "exp": now + 86400}
-    return jwt.encode(claims, "e2e-secret-at-least-32-bytes-long!!", algorithm="HS256")
+            yield {"SUPABASE_URL": rest.url, "SUPABASE_KEY": signed_token("service_role")}
 
 
 def server_env(

@@ -12,8 +12,9 @@ synchronous fixtures (and even while another loop runs in this thread).
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -73,6 +74,28 @@ def server_address() -> str:
 
 def database_url(name: str) -> str:
     return urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+
+
+async def create_migrated_database() -> str:
+    """A new database with ``supabase/migrations`` applied (as the PostgreSQL store does at
+    startup, shim included): what the Supabase REST store, which cannot run DDL, needs."""
+    from opencode.storage.postgres import PostgresStore
+
+    url = await create_database()
+    store = PostgresStore(url)
+    await store.initialize()
+    await store.close()
+    return url
+
+
+@contextmanager
+def throwaway_database(*, migrated: bool = False) -> Iterator[str]:
+    """A fresh database's URL for the block (``migrated``: with the schema), dropped after."""
+    url = run_sync(create_migrated_database if migrated else create_database)
+    try:
+        yield url
+    finally:
+        drop_database_sync(url)
 
 
 def create_database_sync() -> str:

@@ -24,6 +24,11 @@ USAGE_KEYS = (
 )
 
 
+def given(**fields: Any) -> dict[str, Any]:
+    """The fields a partial update sets: those not None."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def empty_usage() -> dict[str, int]:
     return dict.fromkeys(USAGE_KEYS, 0)
 

@@ -32,6 +32,7 @@ from .base import (
     SessionRecord,
     StepUsage,
     empty_usage,
+    given,
 )
 from .pages import check_window, seq_window
 from .postgres_bundle import read_bundle, write_bundle
@@ -247,7 +248,7 @@ class PostgresStore:
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
     ) -> SessionRecord | None:
-        changes = _given(title=title, model=model) | {"updated_at": utc_now()}
+        changes = given(title=title, model=model) | {"updated_at": utc_now()}
         row = await self._update("sessions", SESSION_COLUMNS, session_id, changes)
         return None if row is None else session_from_row(row)
 
@@ -277,7 +278,7 @@ class PostgresStore:
         cost: float | None = None,
         error: str | None = None,
     ) -> MessageRecord | None:
-        changes = _given(
+        changes = given(
             status=status,
             parts=parts,
             content=content,
@@ -528,7 +529,3 @@ def _to_json(value: Any) -> str:
 def _rows(status: str) -> int:
     """The row count of a command status such as ``UPDATE 3`` or ``INSERT 0 1``."""
     return int(status.rsplit(" ", 1)[-1])
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if value is not None}

@@ -31,6 +31,7 @@ from .base import (
     SessionRecord,
     StepUsage,
     empty_usage,
+    given,
 )
 from .migrations import migrate_sqlite
 from .sqlite_bundle import read_bundle, write_bundle
@@ -145,7 +146,7 @@ class SqliteStore:
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
     ) -> SessionRecord | None:
-        changes = _given(title=title, model=model) | {"updated_at": to_timestamp(utc_now())}
+        changes = given(title=title, model=model) | {"updated_at": to_timestamp(utc_now())}
         rows = await self._update("sessions", SESSION_COLUMNS, session_id, changes)
         return session_from_row(rows[0]) if rows else None
 
@@ -185,7 +186,7 @@ class SqliteStore:
         cost: float | None = None,
         error: str | None = None,
     ) -> MessageRecord | None:
-        changes = _given(
+        changes = given(
             status=status,
             parts=None if parts is None else to_json(parts),
             content=content,
@@ -210,7 +211,7 @@ class SqliteStore:
         step: StepUsage | None = None,
     ) -> bool:
         parts_sql, params = parts_patch_sql(patch)
-        changes = _given(status=status, error=error)
+        changes = given(status=status, error=error)
         assignments = "".join(f", {column} = ?" for column in changes)
         sql = (
             f"UPDATE messages SET parts = {parts_sql}, content = content || ?, usage = ?, "
@@ -476,7 +477,3 @@ def seq_window(total: int, *, limit: int | None, offset: int, order: Order) -> t
 def _check_window(limit: int | None, offset: int) -> None:
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"limit and offset must not be negative (limit={limit}, offset={offset})")
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if value is not None}

@@ -37,6 +37,7 @@ from .base import (
     SessionRecord,
     StepUsage,
     empty_usage,
+    given,
 )
 from .pages import check_window, seq_window
 from .postgres_rows import TOKENS, model_usage_from_row
@@ -149,7 +150,7 @@ class SupabaseStore:
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
     ) -> SessionRecord | None:
-        changes = _given(title=title, model=model) | {"updated_at": rows.timestamp(utc_now())}
+        changes = given(title=title, model=model) | {"updated_at": rows.timestamp(utc_now())}
         row = await self._update("sessions", session_id, changes)
         return None if row is None else rows.session(row)
 
@@ -179,7 +180,7 @@ class SupabaseStore:
         cost: float | None = None,
         error: str | None = None,
     ) -> MessageRecord | None:
-        changes = _given(
+        changes = given(
             status=status,
             parts=parts,
             content=content,
@@ -424,7 +425,3 @@ def _chunks(low: int, high: int, *, descending: bool) -> list[tuple[int, int]]:
     """The seq range (low, high] as ranges of at most ``MAX_ROWS``, in reading order."""
     bounds = [(start, min(start + MAX_ROWS, high)) for start in range(low, high, MAX_ROWS)]
     return bounds[::-1] if descending else bounds
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if value is not None}

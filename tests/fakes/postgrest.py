@@ -58,6 +58,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import asyncpg
+import jwt
 
 from tests.fakes.loopback import ThreadedServer
 
@@ -729,3 +730,13 @@ class PostgrestServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def signed_token(role: str, sub: str | None = None, lifetime: int = 3600) -> str:
+    """A Supabase-style JWT for ``role`` (and user ``sub``): what a test sends as a key or a
+    user's token. Signed with a throwaway secret, since the emulator reads claims only."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"role": role, "iss": "supabase", "iat": now, "exp": now + lifetime}
+    if sub is not None:
+        claims |= {"sub": sub, "aud": "authenticated"}
+    return jwt.encode(claims, "test-secret-that-the-emulator-never-checks!", algorithm="HS256")

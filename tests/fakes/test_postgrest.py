@@ -4,28 +4,21 @@ The database (``postgrest_test_<random>``) is created on the local PostgreSQL an
 end; without a reachable PostgreSQL the module is skipped, or fails under ``CI=true``.
 """
 
-import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-import jwt
 import pytest
 import pytest_asyncio
 from postgrest import AsyncPostgrestClient
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from tests.fakes.postgrest import PostgrestEmulator, PostgrestServer
+from tests import pg
+from tests.fakes.postgrest import PostgrestEmulator, PostgrestServer, signed_token
 
-ADMIN_URL = os.environ.get(
-    "OPENCODE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PROJECT_URL = "http://supabase.test"  # in-process: the ASGI transport ignores the host
-SECRET = "emulator-tests-sign-with-this-but-nothing-verifies-it"
 
 # Roles are cluster-wide and other test runs may create them at the same moment: idempotent
 # and race-safe. The rest lives in the fresh database (what supabase-shim.sql provides).
@@ -85,14 +78,6 @@ $$;
 """
 
 
-def token(role: str, sub: str | None = None, lifetime: int = 3600) -> str:
-    now = int(time.time())
-    claims = {"role": role, "iss": "emulator-test", "iat": now, "exp": now + lifetime}
-    if sub is not None:
-        claims |= {"sub": sub, "aud": "authenticated"}
-    return jwt.encode(claims, SECRET, algorithm="HS256")
-
-
 def options(http: httpx.AsyncClient) -> AsyncClientOptions:
     return AsyncClientOptions(
         httpx_client=http,
@@ -104,16 +89,7 @@ def options(http: httpx.AsyncClient) -> AsyncClientOptions:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def database_url() -> AsyncIterator[str]:
-    try:
-        admin = await asyncpg.connect(ADMIN_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError) as error:
-        message = f"PostgreSQL at {ADMIN_URL} is unreachable ({error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"postgrest_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'create database "{name}"')
-    url = urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl()
+    url = await pg.create_database()  # skips, or fails under CI=true, without PostgreSQL
     try:
         conn = await asyncpg.connect(url)
         try:
@@ -122,8 +98,7 @@ async def database_url() -> AsyncIterator[str]:
             await conn.close()
         yield url
     finally:
-        await admin.execute(f'drop database "{name}" with (force)')
-        await admin.close()
+        await pg.drop_database(url)
 
 
 @pytest.fixture
@@ -148,14 +123,14 @@ async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def service(http: httpx.AsyncClient) -> AsyncClient:
-    return await acreate_client(PROJECT_URL, token("service_role"), options=options(http))
+    return await acreate_client(PROJECT_URL, signed_token("service_role"), options=options(http))
 
 
 def as_user(http: httpx.AsyncClient, user_id: str) -> AsyncPostgrestClient:
     """The per-request client of design note 2: the anon key, the user's token."""
     headers = {
-        "apikey": token("anon"),
-        "Authorization": f"Bearer {token('authenticated', user_id)}",
+        "apikey": signed_token("anon"),
+        "Authorization": f"Bearer {signed_token('authenticated', user_id)}",
     }
     return AsyncPostgrestClient(
         f"{PROJECT_URL}/rest/v1", headers=headers, http_client=http, retry_enabled=False
@@ -419,7 +394,7 @@ async def test_bad_and_expired_tokens_are_refused(http, users):
         await publishable.table("notes").select("*").execute()
     assert (bad.value.code, bad.value.message) == ("PGRST301", "Expected 3 parts in JWT; got 1")
     expired = await acreate_client(
-        PROJECT_URL, token("authenticated", alice, lifetime=-60), options=options(http)
+        PROJECT_URL, signed_token("authenticated", alice, lifetime=-60), options=options(http)
     )
     with pytest.raises(APIError) as late:
         await expired.table("notes").select("*").execute()
@@ -433,7 +408,10 @@ async def test_wire_statuses_and_headers(http, service, users):
         .insert([{"user_id": alice, "slug": f"w{i}"} for i in range(3)])
         .execute()
     )
-    auth = {"apikey": token("service_role"), "Authorization": f"Bearer {token('service_role')}"}
+    auth = {
+        "apikey": signed_token("service_role"),
+        "Authorization": f"Bearer {signed_token('service_role')}",
+    }
     url = f"{PROJECT_URL}/rest/v1/notes?select=slug&user_id=eq.{alice}"
     counted = {**auth, "Prefer": "count=exact"}
 
@@ -487,10 +465,10 @@ async def test_wire_statuses_and_headers(http, service, users):
         "PostgREST; error=23505",
     )
     assert set(duplicate.json()) == {"code", "message", "details", "hint"}
-    anonymous = await http.get(url, headers={"apikey": token("anon")})
+    anonymous = await http.get(url, headers={"apikey": signed_token("anon")})
     assert (anonymous.status_code, anonymous.json()["code"]) == (401, "42501")  # anon: 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
-    as_alice = {"Authorization": f"Bearer {token('authenticated', alice)}"}
+    as_alice = {"Authorization": f"Bearer {signed_token('authenticated', alice)}"}
     denied = await http.post(
         f"{PROJECT_URL}/rest/v1/rpc/note_total", headers=as_alice, json={"p_user_id": alice}
     )
@@ -509,7 +487,9 @@ def served(database_url: str) -> Iterator[PostgrestServer]:
 async def test_served_on_loopback_over_real_http(served, users):
     alice, _ = users
     async with httpx.AsyncClient(timeout=5) as http:
-        client = await acreate_client(served.url, token("service_role"), options=options(http))
+        client = await acreate_client(
+            served.url, signed_token("service_role"), options=options(http)
+        )
         await client.table("notes").insert([{"user_id": alice, "slug": s} for s in "abc"]).execute()
         page = (
             await client.table("notes")

@@ -19,7 +19,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jwt
 import pytest
 
 from opencode.core.ids import new_id
@@ -28,12 +27,11 @@ from opencode.storage.postgres import PostgresStore
 from opencode.storage.sqlite import SqliteStore
 from opencode.storage.supabase_rest import SupabaseStore
 from tests import pg
-from tests.fakes.postgrest import PostgrestEmulator
+from tests.fakes.postgrest import PostgrestEmulator, signed_token
 
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456, tzinfo=UTC)
 TABLES = "sessions, messages, model_usage, todos, questions, compactions"
 SUPABASE_URL = "http://supabase.test"  # in-process: the ASGI transport ignores the host
-JWT_SECRET = "contract-tests-sign-with-this-but-the-emulator-verifies-nothing"
 
 
 @asynccontextmanager
@@ -65,7 +63,7 @@ async def supabase_backend(request: pytest.FixtureRequest) -> AsyncIterator[Stor
     await empty_tables(url)
     emulator = PostgrestEmulator(url)  # its pool belongs to this test's event loop
     http = httpx.AsyncClient(transport=httpx.ASGITransport(emulator), timeout=10.0)
-    store = SupabaseStore(SUPABASE_URL, service_role_key(), http=http)
+    store = SupabaseStore(SUPABASE_URL, signed_token("service_role"), http=http)
     try:
         await store.initialize()
         yield store
@@ -73,13 +71,6 @@ async def supabase_backend(request: pytest.FixtureRequest) -> AsyncIterator[Stor
         await store.close()
         await http.aclose()
         await emulator.aclose()
-
-
-def service_role_key(lifetime: int = 3600) -> str:
-    """A legacy-style service_role key: a JWT whose ``role`` claim is ``service_role``."""
-    now = int(datetime.now(UTC).timestamp())
-    claims = {"role": "service_role", "iss": "supabase", "iat": now, "exp": now + lifetime}
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
 async def empty_tables(url: str) -> None:
@@ -96,29 +87,15 @@ async def empty_tables(url: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database for this test run, with the schema applied; dropped at the end."""
-    url = pg.create_database_sync()
-    try:
-        pg.run_sync(lambda: migrated(url))
+    with pg.throwaway_database(migrated=True) as url:
         yield url
-    finally:
-        pg.drop_database_sync(url)
 
 
 @pytest.fixture(scope="session")
 def supabase_database_url() -> Iterator[str]:
     """The Supabase backend's database: like ``postgres_url``, but its own."""
-    url = pg.create_database_sync()
-    try:
-        pg.run_sync(lambda: migrated(url))
+    with pg.throwaway_database(migrated=True) as url:
         yield url
-    finally:
-        pg.drop_database_sync(url)
-
-
-async def migrated(url: str) -> None:
-    store = PostgresStore(url)
-    await store.initialize()
-    await store.close()
 
 
 Backend = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Store]]
