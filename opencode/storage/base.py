@@ -6,7 +6,7 @@ todos are dicts) so storage knows nothing about the wire schemas or the LLM laye
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 MessageStatus = Literal["running", "completed", "aborted", "error"]
@@ -43,6 +43,7 @@ class SessionRecord:
     message_count: int = 0
     total_cost: float = 0.0
     usage: dict[str, int] = field(default_factory=empty_usage)
+    user_id: str | None = None  # the owner (a UUID); None only for rows no server wrote
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,45 @@ class CompactionRecord:
     compactions: int = 0  # successful compactions so far
 
 
+# A reservation whose step never settled (its process died) stops counting this long after the
+# user's latest reservation, so a crash cannot hold a user's quota until midnight.
+RESERVATION_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    """What ``reserve_tokens`` decided, with the day's figures as they stood after it."""
+
+    allowed: bool
+    used: int  # tokens settled today (input + output)
+    reserved: int  # tokens reserved by steps still running (this one included when allowed)
+    limit: int  # the limit that applied: the user's override, else the default; 0 = unlimited
+
+
+@dataclass(frozen=True)
+class DailyModelUsage:
+    model: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: float
+    requests: int
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """One user's settled usage for one UTC day; zeros for a day with none."""
+
+    day: date
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    reserved: int = 0  # live reservations only (stale ones, per RESERVATION_TTL, count 0)
+    cost: float = 0.0
+    requests: int = 0
+    by_model: tuple[DailyModelUsage, ...] = ()  # largest total first, then by model name
+
+
 @dataclass(frozen=True)
 class SessionBundle:
     """Everything a store holds for one session, as stored: what ``export_session`` reads and
@@ -177,8 +217,11 @@ class Store(Protocol):
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
 
-    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
-        """Newest first (by ``updated_at``, then id); returns the page and the total count."""
+    async def list_sessions(
+        self, *, limit: int, offset: int, user_id: str | None = None
+    ) -> tuple[list[SessionRecord], int]:
+        """Newest first (by ``updated_at``, then id); returns the page and the total count.
+        With ``user_id``, only that owner's sessions (and their count). O(page) on an index."""
 
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
@@ -255,8 +298,10 @@ class Store(Protocol):
 
     async def get_question(self, question_id: str) -> QuestionRecord | None: ...
 
-    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
-        """Pending questions, oldest first."""
+    async def list_questions(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> list[QuestionRecord]:
+        """Pending questions, oldest first; with ``user_id``, only in that owner's sessions."""
 
     async def resolve_question(
         self,
@@ -274,6 +319,38 @@ class Store(Protocol):
     async def save_compaction(self, record: CompactionRecord) -> None:
         """Insert or replace the session's compaction state.
         Raises KeyError if the session does not exist."""
+
+    # daily token quotas (one row per user and UTC day; race-free across processes)
+    async def reserve_tokens(
+        self, user_id: str, day: date, tokens: int, *, default_limit: int
+    ) -> QuotaDecision:
+        """Before a model call, in one atomic statement or function: allowed when the limit
+        (the user's ``user_limits`` override, else ``default_limit``; 0 = unlimited) is 0 or
+        ``used + live reservations < limit``; when allowed, add ``tokens`` to the reservations.
+        Never a read in Python followed by a write."""
+
+    async def settle_tokens(
+        self,
+        user_id: str,
+        day: date,
+        *,
+        reserved: int,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float,
+    ) -> None:
+        """After a model call, atomically: release ``reserved`` (never below 0), add the
+        call's tokens and cost to the day's totals and to its per-model row, count a request.
+        ``reserved=0`` records a call that reserved nothing."""
+
+    async def daily_usage(self, user_id: str, day: date) -> DailyUsage: ...
+
+    async def get_user_limit(self, user_id: str) -> int | None:
+        """The user's daily token limit override; None when the default applies."""
+
+    async def set_user_limit(self, user_id: str, limit: int | None) -> None:
+        """Set (or with None remove) the user's override; 0 means unlimited."""
 
     # recovery after a crash
     async def fail_running_messages(self, error: str) -> list[MessageRecord]:

@@ -6,9 +6,9 @@ Both are ``DATABASE_URL`` values (``sqlite:///…`` or ``postgresql://…``). Ea
 as one ``SessionBundle`` (``export_session`` then ``import_session``, one transaction in the
 destination), so an interrupted copy leaves whole sessions only, and running it again copies
 what is missing: a session already in the destination is skipped, and compared with the
-source (``differ`` counts those that no longer match). Progress goes to stderr (updated in
-place on a terminal), the summary to stdout; any failure is one line on stderr and exit
-status 1, with passwords masked.
+source (``differ`` counts those that no longer match). Every user's sessions are copied, each
+keeping its owner (``user_id``). Progress goes to stderr (updated in place on a terminal), the
+summary to stdout; any failure is one line on stderr and exit status 1, with passwords masked.
 """
 
 import argparse

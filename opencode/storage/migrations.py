@@ -15,8 +15,10 @@ import aiosqlite
 
 from opencode.core.errors import OpencodeError
 from opencode.core.ids import utc_now
+from opencode.core.users import LOCAL_USER_ID
 
 from .base import USAGE_KEYS
+from .quota_schema import SQLITE_QUOTA_TABLES
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,21 @@ _V2_COMPACTIONS = (
     "CREATE INDEX compactions_running ON compactions (session_id) WHERE status = 'running'",
 )
 
+# A session's owner (a UUID, as Postgres stores it); rows written before owners existed belong
+# to the local user. Messages, todos and the rest are reached through their session, so only
+# sessions carry it. One owner's page is a range of this index, as the unfiltered page is of
+# sessions_by_recency.
+_V3_OWNERS = (
+    "ALTER TABLE sessions ADD COLUMN user_id TEXT",
+    f"UPDATE sessions SET user_id = '{LOCAL_USER_ID}' WHERE user_id IS NULL",
+    "CREATE INDEX sessions_by_user_recency ON sessions (user_id, updated_at DESC, id DESC)",
+)
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1_INITIAL),
     Migration(2, "compaction state", _V2_COMPACTIONS),
+    Migration(3, "session owners", _V3_OWNERS),
+    Migration(4, "daily token quotas", SQLITE_QUOTA_TABLES),
 )
 
 _BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations (

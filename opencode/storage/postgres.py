@@ -38,6 +38,7 @@ from .pages import check_window, seq_window
 from .postgres_bundle import read_bundle, write_bundle
 from .postgres_dsn import PostgresDsn, parse_dsn
 from .postgres_migrations import MIGRATIONS_DIR, migrate_postgres
+from .postgres_quota import PostgresQuota
 from .postgres_rows import (
     COMPACTION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -68,6 +69,11 @@ MESSAGE_PAGE_SQL: dict[Order, str] = {
 }
 SESSION_PAGE_SQL = (
     f"select {SESSION_COLUMNS} from public.sessions "
+    "order by updated_at desc, id desc limit $1 offset $2"
+)
+# One owner's page: a range of the sessions_by_user_recency index.
+OWNER_SESSION_PAGE_SQL = (
+    f"select {SESSION_COLUMNS} from public.sessions where user_id = $3 "
     "order by updated_at desc, id desc limit $1 offset $2"
 )
 ADD_MESSAGE_SQL = (
@@ -106,6 +112,8 @@ CONNECTION_ERRORS = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # "cannot switch to state ...": a pooled connection the server just terminated
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # "not currently accepting connections"
@@ -114,10 +122,11 @@ _NOT_WRAPPED = frozenset({"initialize", "close", "ping"})
 
 
 def _answers_outages(cls: type) -> type:
-    """Wrap every public coroutine method of ``cls`` so ``CONNECTION_ERRORS`` become
-    ``PostgresUnavailable`` naming the host (the pool replaces broken connections, so the next
-    call after the database is back succeeds)."""
-    for name, method in list(vars(cls).items()):
+    """Wrap every public coroutine method of ``cls`` (its mixins' too) so ``CONNECTION_ERRORS``
+    become ``PostgresUnavailable`` naming the host (the pool replaces broken connections, so the
+    next call after the database is back succeeds)."""
+    for name in dir(cls):
+        method = inspect.getattr_static(cls, name)
         if name.startswith("_") or name in _NOT_WRAPPED or not inspect.iscoroutinefunction(method):
             continue
         setattr(cls, name, _outage_wrapper(method))
@@ -140,7 +149,7 @@ def _outage_wrapper(method: Any) -> Any:
 
 
 @_answers_outages
-class PostgresStore:
+class PostgresStore(PostgresQuota):
     def __init__(
         self,
         dsn: str,
@@ -222,9 +231,10 @@ class PostgresStore:
     async def create_session(self, session: SessionRecord) -> SessionRecord:
         stored = replace(session, message_count=0, total_cost=0.0, usage=empty_usage())
         await self.pool.execute(
-            "insert into public.sessions (id, title, model, created_at, updated_at) "
-            "values ($1, $2, $3, $4, $5)",
+            "insert into public.sessions (id, user_id, title, model, created_at, updated_at) "
+            "values ($1, $2, $3, $4, $5, $6)",
             stored.id,
+            stored.user_id,
             stored.title,
             stored.model,
             aware(stored.created_at),
@@ -238,11 +248,19 @@ class PostgresStore:
         )
         return None if row is None else session_from_row(row)
 
-    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+    async def list_sessions(
+        self, *, limit: int, offset: int, user_id: str | None = None
+    ) -> tuple[list[SessionRecord], int]:
         check_window(limit, offset)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(SESSION_PAGE_SQL, limit, offset)
-            total = await conn.fetchval("select count(*) from public.sessions")
+            if user_id is None:
+                rows = await conn.fetch(SESSION_PAGE_SQL, limit, offset)
+                total = await conn.fetchval("select count(*) from public.sessions")
+            else:
+                rows = await conn.fetch(OWNER_SESSION_PAGE_SQL, limit, offset, user_id)
+                total = await conn.fetchval(
+                    "select count(*) from public.sessions where user_id = $1", user_id
+                )
         return [session_from_row(row) for row in rows], total
 
     async def update_session(
@@ -397,15 +415,11 @@ class PostgresStore:
         )
         return None if row is None else question_from_row(row)
 
-    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
-        where, params = "status = 'pending'", ()
-        if session_id is not None:
-            where, params = f"{where} and session_id = $1", (session_id,)
-        rows = await self.pool.fetch(
-            f"select {QUESTION_COLUMNS} from public.questions where {where} "
-            "order by created_at, id",
-            *params,
-        )
+    async def list_questions(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> list[QuestionRecord]:
+        sql, params = pending_questions_sql(session_id, user_id)
+        rows = await self.pool.fetch(sql, *params)
         return [question_from_row(row) for row in rows]
 
     async def resolve_question(
@@ -513,6 +527,23 @@ class PostgresStore:
             *changes.values(),
             key,
         )
+
+
+def pending_questions_sql(
+    session_id: str | None, user_id: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """``list_questions``' query and its parameters. A question carries its session's owner
+    (copied at insert), so no join is needed: an owner's pending questions are a range of the
+    questions_pending_by_user index."""
+    where, params = "status = 'pending'", ()
+    for column, value in (("session_id", session_id), ("user_id", user_id)):
+        if value is not None:
+            params += (value,)
+            where += f" and {column} = ${len(params)}"
+    return (
+        f"select {QUESTION_COLUMNS} from public.questions where {where} order by created_at, id",
+        params,
+    )
 
 
 async def _prepare_connection(conn: asyncpg.Connection) -> None:

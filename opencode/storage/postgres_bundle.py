@@ -1,7 +1,9 @@
 """Read and write a whole ``SessionBundle`` on one asyncpg connection, inside the caller's
 transaction (``PostgresStore.export_session`` / ``import_session``).
 
-Imported rows get ``user_id`` null, as rows the server writes do (records carry no owner)."""
+Only the session record names its owner; every row imported with it gets that ``user_id``, as
+the SQL functions give a session's rows its owner when the server writes them (RLS reads
+``user_id`` on each table)."""
 
 import asyncpg
 
@@ -27,17 +29,23 @@ def _marks(count: int) -> str:
 
 
 INSERT_SESSION_SQL = (
-    f"insert into public.sessions ({SESSION_COLUMNS}) values ({_marks(7 + len(USAGE_KEYS))}) "
+    f"insert into public.sessions ({SESSION_COLUMNS}) values ({_marks(8 + len(USAGE_KEYS))}) "
     "on conflict (id) do nothing returning id"
 )
-INSERT_MESSAGE_SQL = f"insert into public.messages ({MESSAGE_COLUMNS}) values ({_marks(14)})"
-INSERT_MODEL_USAGE_SQL = (
-    f"insert into public.model_usage (session_id, model, cost, steps, {TOKENS}) "
-    f"values ({_marks(4 + len(USAGE_KEYS))})"
+# The owner is $1 of each child row, then the row's columns.
+INSERT_MESSAGE_SQL = (
+    f"insert into public.messages (user_id, {MESSAGE_COLUMNS}) values ({_marks(15)})"
 )
-INSERT_QUESTION_SQL = f"insert into public.questions ({QUESTION_COLUMNS}) values ({_marks(8)})"
+INSERT_MODEL_USAGE_SQL = (
+    f"insert into public.model_usage (user_id, session_id, model, cost, steps, {TOKENS}) "
+    f"values ({_marks(5 + len(USAGE_KEYS))})"
+)
+INSERT_TODOS_SQL = "insert into public.todos (user_id, session_id, todos) values ($1, $2, $3)"
+INSERT_QUESTION_SQL = (
+    f"insert into public.questions (user_id, {QUESTION_COLUMNS}) values ({_marks(9)})"
+)
 INSERT_COMPACTION_SQL = (
-    f"insert into public.compactions ({COMPACTION_COLUMNS}) values ({_marks(12)})"
+    f"insert into public.compactions (user_id, {COMPACTION_COLUMNS}) values ({_marks(13)})"
 )
 
 
@@ -77,10 +85,11 @@ async def read_bundle(conn: asyncpg.Connection, session_id: str) -> SessionBundl
 
 async def write_bundle(conn: asyncpg.Connection, bundle: SessionBundle) -> bool:
     """Insert everything in ``bundle``; False (and nothing written) if the session exists."""
-    session = bundle.session
+    session, owner = bundle.session, bundle.session.user_id
     inserted = await conn.fetchval(
         INSERT_SESSION_SQL,
         session.id,
+        owner,
         session.title,
         session.model,
         aware(session.created_at),
@@ -91,20 +100,21 @@ async def write_bundle(conn: asyncpg.Connection, bundle: SessionBundle) -> bool:
     )
     if inserted is None:
         return False
-    await conn.executemany(INSERT_MESSAGE_SQL, [_message_args(m) for m in bundle.messages])
+    await conn.executemany(
+        INSERT_MESSAGE_SQL, [(owner, *_message_args(m)) for m in bundle.messages]
+    )
     if bundle.todos:
-        await conn.execute(
-            "insert into public.todos (session_id, todos) values ($1, $2)",
-            session.id,
-            list(bundle.todos),
-        )
-    await conn.executemany(INSERT_QUESTION_SQL, [_question_args(q) for q in bundle.questions])
+        await conn.execute(INSERT_TODOS_SQL, owner, session.id, list(bundle.todos))
+    await conn.executemany(
+        INSERT_QUESTION_SQL, [(owner, *_question_args(q)) for q in bundle.questions]
+    )
     if bundle.compaction is not None:
-        await conn.execute(INSERT_COMPACTION_SQL, *compaction_params(bundle.compaction))
+        await conn.execute(INSERT_COMPACTION_SQL, owner, *compaction_params(bundle.compaction))
     # One by one, in order: the identity column first_use then keeps first-use order.
     for row in bundle.model_usage:
         await conn.execute(
             INSERT_MODEL_USAGE_SQL,
+            owner,
             session.id,
             row.model,
             row.cost,

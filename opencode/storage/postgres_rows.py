@@ -17,7 +17,9 @@ from .base import (
 
 # The column order of each SELECT.
 TOKENS = ", ".join(USAGE_KEYS)
-SESSION_COLUMNS = f"id, title, model, created_at, updated_at, message_count, total_cost, {TOKENS}"
+SESSION_COLUMNS = (
+    f"id, user_id, title, model, created_at, updated_at, message_count, total_cost, {TOKENS}"
+)
 MESSAGE_COLUMNS = (
     "id, session_id, seq, role, status, parent_id, model, content, parts, usage, cost, error, "
     "created_at, updated_at"
@@ -52,7 +54,13 @@ def session_from_row(row: Row) -> SessionRecord:
         message_count=row["message_count"],
         total_cost=row["total_cost"],
         usage=usage_from_row(row),
+        user_id=owner(row["user_id"]),
     )
+
+
+def owner(value: object) -> str | None:
+    """A ``uuid`` column as the canonical text the records carry (asyncpg gives a UUID)."""
+    return None if value is None else str(value)
 
 
 def message_params(message: MessageRecord) -> tuple[Any, ...]:

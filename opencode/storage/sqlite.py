@@ -35,6 +35,7 @@ from .base import (
 )
 from .migrations import migrate_sqlite
 from .sqlite_bundle import read_bundle, write_bundle
+from .sqlite_quota import SqliteQuota
 from .sqlite_rows import (
     COMPACTION_COLUMNS,
     MESSAGE_COLUMNS,
@@ -64,6 +65,11 @@ MESSAGE_PAGE_SQL: dict[Order, str] = {
 SESSION_PAGE_SQL = (
     f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
 )
+# One owner's page: a range of the sessions_by_user_recency index.
+OWNER_SESSION_PAGE_SQL = (
+    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? "
+    "ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?"
+)
 # SQLite adds REAL as IEEE doubles, so ``total_cost + ?`` is exactly ``total += cost``.
 ADD_SESSION_USAGE_SQL = (
     "UPDATE sessions SET total_cost = total_cost + ?, "
@@ -78,7 +84,7 @@ ADD_MODEL_USAGE_SQL = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteQuota):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
@@ -119,9 +125,11 @@ class SqliteStore:
     async def create_session(self, session: SessionRecord) -> SessionRecord:
         stored = replace(session, message_count=0, total_cost=0.0, usage=empty_usage())
         await self._write(
-            "INSERT INTO sessions (id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, title, model, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 stored.id,
+                stored.user_id,
                 stored.title,
                 stored.model,
                 to_timestamp(stored.created_at),
@@ -136,12 +144,20 @@ class SqliteStore:
         )
         return session_from_row(rows[0]) if rows else None
 
-    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+    async def list_sessions(
+        self, *, limit: int, offset: int, user_id: str | None = None
+    ) -> tuple[list[SessionRecord], int]:
         _check_window(limit, offset)
         async with self._connection() as db:
-            rows = await db.execute_fetchall(SESSION_PAGE_SQL, (limit, offset))
-            count = list(await db.execute_fetchall("SELECT COUNT(*) FROM sessions"))
-        return [session_from_row(row) for row in rows], count[0][0]
+            if user_id is None:
+                rows = await db.execute_fetchall(SESSION_PAGE_SQL, (limit, offset))
+                count = await db.execute_fetchall("SELECT COUNT(*) FROM sessions")
+            else:
+                rows = await db.execute_fetchall(OWNER_SESSION_PAGE_SQL, (user_id, limit, offset))
+                count = await db.execute_fetchall(
+                    "SELECT COUNT(*) FROM sessions WHERE user_id = ?", (user_id,)
+                )
+        return [session_from_row(row) for row in rows], list(count)[0][0]
 
     async def update_session(
         self, session_id: str, *, title: str | None = None, model: str | None = None
@@ -326,14 +342,10 @@ class SqliteStore:
         )
         return question_from_row(rows[0]) if rows else None
 
-    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
-        where, params = "status = 'pending'", ()
-        if session_id is not None:
-            where, params = f"{where} AND session_id = ?", (session_id,)
-        rows = await self._read(
-            f"SELECT {QUESTION_COLUMNS} FROM questions WHERE {where} ORDER BY created_at, id",
-            params,
-        )
+    async def list_questions(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> list[QuestionRecord]:
+        rows = await self._read(*pending_questions_sql(session_id, user_id))
         return [question_from_row(row) for row in rows]
 
     async def resolve_question(
@@ -441,6 +453,25 @@ class SqliteStore:
             f"UPDATE {table} SET {assignments} WHERE id = ? RETURNING {columns}",
             (*changes.values(), key),
         )
+
+
+def pending_questions_sql(
+    session_id: str | None, user_id: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """``list_questions``' query and its parameters. Pending questions are few (each waits on
+    a live turn), so an owner's are found by walking the questions_pending index and looking
+    each one's session up by key; with a join the planner may start from the owner's sessions
+    instead, which grow without bound, and then sort."""
+    where, params = "status = 'pending'", ()
+    if session_id is not None:
+        where, params = f"{where} AND session_id = ?", (*params, session_id)
+    if user_id is not None:
+        owned = "SELECT 1 FROM sessions s WHERE s.id = questions.session_id AND s.user_id = ?"
+        where, params = f"{where} AND EXISTS ({owned})", (*params, user_id)
+    return (
+        f"SELECT {QUESTION_COLUMNS} FROM questions WHERE {where} ORDER BY created_at, id",
+        params,
+    )
 
 
 def parts_patch_sql(patch: PartsPatch) -> tuple[str, list[Any]]:

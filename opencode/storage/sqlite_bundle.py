@@ -29,7 +29,7 @@ def _marks(count: int) -> str:
 
 
 INSERT_SESSION_SQL = (
-    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(7 + len(USAGE_KEYS))}) "
+    f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_marks(8 + len(USAGE_KEYS))}) "
     "ON CONFLICT (id) DO NOTHING"
 )
 INSERT_MESSAGE_SQL = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({_marks(14)})"
@@ -89,6 +89,7 @@ async def write_bundle(db: aiosqlite.Connection, bundle: SessionBundle) -> bool:
         INSERT_SESSION_SQL,
         (
             session.id,
+            session.user_id,
             session.title,
             session.model,
             to_timestamp(session.created_at),

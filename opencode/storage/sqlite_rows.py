@@ -11,7 +11,9 @@ from .base import USAGE_KEYS, CompactionRecord, MessageRecord, QuestionRecord, S
 
 # The column order of each SELECT, and of ``message_params``.
 TOKENS = ", ".join(USAGE_KEYS)
-SESSION_COLUMNS = f"id, title, model, created_at, updated_at, message_count, total_cost, {TOKENS}"
+SESSION_COLUMNS = (
+    f"id, user_id, title, model, created_at, updated_at, message_count, total_cost, {TOKENS}"
+)
 MESSAGE_COLUMNS = (
     "id, session_id, seq, role, status, parent_id, model, content, parts, usage, cost, error, "
     "created_at, updated_at"
@@ -48,6 +50,7 @@ def session_from_row(row: aiosqlite.Row) -> SessionRecord:
         message_count=row["message_count"],
         total_cost=row["total_cost"],
         usage=usage_from_row(row),
+        user_id=row["user_id"],
     )
 
 

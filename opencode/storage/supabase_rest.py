@@ -42,8 +42,10 @@ from .base import (
 from .pages import check_window, seq_window
 from .postgres_rows import TOKENS, model_usage_from_row
 from .supabase_errors import SupabaseError, api_failure, transport_failure
+from .supabase_quota import SupabaseQuota
 
 TABLES = ("sessions", "messages", "model_usage", "todos", "questions", "compactions")
+QUOTA_TABLES = ("usage_daily", "usage_daily_models", "user_limits")
 MAX_ROWS = 1000  # hosted PostgREST's default max_rows
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 PING_TIMEOUT = 2.0
@@ -56,7 +58,7 @@ COPY_THROUGH_POSTGRES = (
 )
 
 
-class SupabaseStore:
+class SupabaseStore(SupabaseQuota):
     def __init__(self, url: str, key: str, *, http: httpx.AsyncClient | None = None) -> None:
         """``url`` is SUPABASE_URL (``https://<ref>.supabase.co``), ``key`` SUPABASE_KEY (the
         service_role key). ``http``, if given, stays the caller's to close."""
@@ -84,7 +86,7 @@ class SupabaseStore:
 
     async def _check_schema(self) -> None:
         """Every table answers, and the second migration's marker function exists."""
-        for table in TABLES:
+        for table in TABLES + QUOTA_TABLES:
             await self._run(self.client.table(table).select("*").limit(0))
         await self._run(self.client.rpc("opencode_rest_schema", {}))
 
@@ -121,25 +123,25 @@ class SupabaseStore:
         row = await self._one(self._table("sessions").select("*").eq("id", session_id))
         return None if row is None else rows.session(row)
 
-    async def list_sessions(self, *, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+    async def list_sessions(
+        self, *, limit: int, offset: int, user_id: str | None = None
+    ) -> tuple[list[SessionRecord], int]:
         check_window(limit, offset)
+
+        def sessions(columns: str) -> Any:
+            query = self._table("sessions").select(columns, count=CountMethod.exact)
+            return query if user_id is None else query.eq("user_id", user_id)
+
         found: list[dict[str, Any]] = []
         total = None
         while limit == 0 or len(found) < limit:
             size = min(limit - len(found), MAX_ROWS)
             start = offset + len(found)
-            query = (
-                self._table("sessions")
-                .select("*", count=CountMethod.exact)
-                .order("updated_at", desc=True)
-                .order("id", desc=True)
-            )
+            query = sessions("*").order("updated_at", desc=True).order("id", desc=True)
             # range(a, a - 1) asks for no rows: PostgREST still sends the count.
             page = await self._page(query.range(start, start + size - 1))
             if page is None:  # the offset is past the end
-                total = await self._count(
-                    self._table("sessions").select("id", count=CountMethod.exact)
-                )
+                total = await self._count(sessions("id"))
                 break
             found += page.data
             total = page.count
@@ -292,11 +294,15 @@ class SupabaseStore:
         row = await self._one(self._table("questions").select("*").eq("id", question_id))
         return None if row is None else rows.question(row)
 
-    async def list_questions(self, *, session_id: str | None = None) -> list[QuestionRecord]:
+    async def list_questions(
+        self, *, session_id: str | None = None, user_id: str | None = None
+    ) -> list[QuestionRecord]:
         def pending() -> Any:
             query = self._table("questions").select("*").eq("status", "pending")
             if session_id is not None:
                 query = query.eq("session_id", session_id)
+            if user_id is not None:  # a question carries its session's owner
+                query = query.eq("user_id", user_id)
             return query.order("created_at").order("id")
 
         return [rows.question(row) for row in await self._all(pending)]

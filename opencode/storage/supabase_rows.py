@@ -55,6 +55,7 @@ def compaction(row: Row) -> CompactionRecord:
 def session_body(record: SessionRecord) -> dict[str, Any]:
     return {
         "id": record.id,
+        "user_id": record.user_id,
         "title": record.title,
         "model": record.model,
         "created_at": timestamp(record.created_at),

@@ -61,6 +61,7 @@ import asyncpg
 import jwt
 
 from tests.fakes.loopback import ThreadedServer
+from tests.fakes.supabase_auth import JWKS_PATH, SigningKeys, jwks_document
 
 PREFIX = "/rest/v1/"
 OBJECT_MEDIA = "application/vnd.pgrst.object+json"
@@ -583,8 +584,10 @@ class PostgrestEmulator:
         schemas: tuple[str, ...] = ("public",),
         anon_role: str = "anon",
         max_rows: int | None = 1000,
+        jwks: dict[str, Any] | SigningKeys | None = None,
     ) -> None:
         self.database_url = database_url
+        self.jwks = jwks  # if given, also served at JWKS_PATH: Supabase has auth under one URL
         self.schemas, self.anon_role, self.max_rows = schemas, anon_role, max_rows
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pool: asyncio.Task[asyncpg.Pool] | None = None
@@ -621,9 +624,12 @@ class PostgrestEmulator:
         path = scope["path"]
         call = Call(scope["method"], path.removeprefix(PREFIX[:-1]), query, headers, body)
         try:
-            if not path.startswith(PREFIX):
+            if self.jwks is not None and path == JWKS_PATH:
+                response = Response(200, json.dumps(jwks_document(self.jwks)))
+            elif not path.startswith(PREFIX):
                 raise PostgrestError(404, "PGRST125", "Invalid path specified in request URL")
-            response = await self._handle(call)
+            else:
+                response = await self._handle(call)
         except PostgrestError as error:
             response = error.response()
         await send_response(send, response, head=call.method == "HEAD")

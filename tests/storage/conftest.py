@@ -31,6 +31,7 @@ from tests.fakes.postgrest import PostgrestEmulator, signed_token
 
 T0 = datetime(2024, 5, 17, 12, 30, 45, 123456, tzinfo=UTC)
 TABLES = "sessions, messages, model_usage, todos, questions, compactions"
+QUOTA_TABLES = "usage_daily, usage_daily_models, user_limits"
 SUPABASE_URL = "http://supabase.test"  # in-process: the ASGI transport ignores the host
 
 
@@ -77,9 +78,8 @@ async def empty_tables(url: str) -> None:
     """DELETE rather than TRUNCATE: a truncate makes new files (~0.1 s); these tables are small."""
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(
-            "; ".join(f"delete from public.{table}" for table in TABLES.split(", ")[::-1])
-        )
+        tables = f"{TABLES}, {QUOTA_TABLES}".split(", ")
+        await conn.execute("; ".join(f"delete from public.{table}" for table in tables[::-1]))
     finally:
         await conn.close()
 

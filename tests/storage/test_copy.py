@@ -12,6 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from opencode.core.users import LOCAL_USER_ID
 from opencode.storage.base import (
     CompactionRecord,
     MessageRecord,
@@ -24,10 +25,14 @@ from opencode.storage.base import (
 )
 from opencode.storage.copy import CopyTally, Progress, copy_sessions
 from opencode.storage.factory import create_store
+from opencode.storage.postgres import PostgresStore
 from tests import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+ALICE = "6f1c2b9e-4d7a-4e0b-9a53-0c1d2e3f4a5b"
+BOB = "b8e2d4f6-1a3c-4b5d-8e7f-9a0b1c2d3e4f"
+CHILD_TABLES = ("messages", "model_usage", "todos", "questions", "compactions")
 
 
 @pytest.fixture
@@ -58,11 +63,16 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-async def fill_session(store: Store, session_id: str, messages: int = 6) -> None:
-    """A session with something in every table: messages written as the server writes them
-    (drafts with step usage), two models, todos, a question of every status, a compaction."""
+async def fill_session(
+    store: Store, session_id: str, messages: int = 6, owner: str | None = ALICE
+) -> None:
+    """A session of ``owner`` with something in every table: messages written as the server
+    writes them (drafts with step usage), two models, todos, a question of every status, a
+    compaction."""
     await store.create_session(
-        SessionRecord(session_id, f"title {session_id}", at(0), at(1), model="openai/gpt-4o")
+        SessionRecord(
+            session_id, f"title {session_id}", at(0), at(1), model="openai/gpt-4o", user_id=owner
+        )
     )
     for index in range(messages):
         role = "user" if index % 2 == 0 else "assistant"
@@ -145,8 +155,8 @@ async def test_bundles_round_trip_exactly(
     source = await make_store(source_kind)
     destination = await make_store(destination_kind)
     await fill_session(source, "ses_a")
-    await fill_session(source, "ses_b", messages=3)
-    await source.create_session(SessionRecord("ses_empty", "nothing yet", at(0), at(0)))
+    await fill_session(source, "ses_b", messages=3, owner=BOB)
+    await source.create_session(SessionRecord("ses_empty", "nothing yet", at(0), at(0)))  # no owner
 
     bundle = await source.export_session("ses_a")
     assert bundle is not None
@@ -170,6 +180,41 @@ async def test_bundles_round_trip_exactly(
     # the copy goes on where the source left off: the next message gets the next seq
     added = await destination.add_message(replace(bundle.messages[0], id="ses_a-next"))
     assert added.seq == 7
+
+
+async def test_owners_survive_a_copy_to_postgres_and_back(
+    make_store: Callable[[str], Awaitable[Store]],
+) -> None:
+    first, middle, last = [await make_store(kind) for kind in ("sqlite", "postgres", "sqlite")]
+    owners = {"ses_alice": ALICE, "ses_bob": BOB, "ses_local": LOCAL_USER_ID}
+    for session_id, owner in owners.items():
+        await fill_session(first, session_id, messages=2, owner=owner)
+    for source, destination in ((first, middle), (middle, last)):
+        assert (await copy_sessions(source, destination)).copied == 3
+    for session_id, owner in owners.items():
+        bundle = await last.export_session(session_id)
+        assert bundle == await first.export_session(session_id)
+        assert bundle.session.user_id == owner
+    assert isinstance(middle, PostgresStore)
+    assert await rows_not_owned_like_their_session(middle) == {}
+    page, total = await last.list_sessions(limit=10, offset=0, user_id=BOB)
+    assert [s.id for s in page] == ["ses_bob"] and total == 1
+    assert {q.session_id for q in await middle.list_questions(user_id=ALICE)} == {"ses_alice"}
+
+
+async def rows_not_owned_like_their_session(store: PostgresStore) -> dict[str, int]:
+    """Per table, the rows (of how many) whose ``user_id`` is not their session's: RLS reads
+    each table's own ``user_id``, so an import must give every row its session's owner."""
+    wrong = {}
+    for table in CHILD_TABLES:
+        bad, rows = await store.pool.fetchrow(
+            f"select count(*) filter (where t.user_id is distinct from s.user_id), count(*) "
+            f"from public.{table} t join public.sessions s on s.id = t.session_id"
+        )
+        assert rows > 0, table
+        if bad:
+            wrong[table] = bad
+    return wrong
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

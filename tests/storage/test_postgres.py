@@ -14,12 +14,20 @@ import asyncpg
 import pytest
 
 from opencode.core.errors import OpencodeError
+from opencode.core.users import LOCAL_USER_ID
 from opencode.storage.base import CompactionRecord, PartsPatch, StepUsage, Store
-from opencode.storage.postgres import MESSAGE_PAGE_SQL, SESSION_PAGE_SQL, PostgresStore
+from opencode.storage.postgres import (
+    MESSAGE_PAGE_SQL,
+    OWNER_SESSION_PAGE_SQL,
+    SESSION_PAGE_SQL,
+    PostgresStore,
+    pending_questions_sql,
+)
 from opencode.storage.postgres_dsn import parse_dsn
 from opencode.storage.postgres_migrations import MIGRATIONS_DIR, load_migrations
 from tests import pg
 from tests.storage.conftest import (
+    QUOTA_TABLES,
     TABLES,
     at,
     empty_tables,
@@ -38,6 +46,8 @@ FUNCTIONS = (
     "add_question",
     "save_compaction",
     "opencode_rest_schema",
+    "reserve_tokens",
+    "settle_tokens",
 )
 VERSIONS = [file.version for file in load_migrations()]
 
@@ -98,7 +108,8 @@ async def test_migrations_are_applied_once_and_recorded(fresh_url: str) -> None:
         tables = await conn.fetch(
             "select tablename from pg_tables where schemaname = 'public' order by tablename"
         )
-        assert {row["tablename"] for row in tables} == {*TABLES.split(", "), "opencode_migrations"}
+        expected = {*TABLES.split(", "), *QUOTA_TABLES.split(", "), "opencode_migrations"}
+        assert {row["tablename"] for row in tables} == expected
 
 
 async def test_two_stores_initialising_at_once_apply_the_schema_once(fresh_url: str) -> None:
@@ -186,6 +197,28 @@ async def test_a_database_newer_than_the_code_is_refused(fresh_url: str) -> None
         await PostgresStore(fresh_url).initialize()
 
 
+async def test_rows_from_before_owners_belong_to_the_local_user(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    for file in sorted(MIGRATIONS_DIR.glob("*.sql"))[:2]:  # the schema before session owners
+        shutil.copy(file, tmp_path)
+    alice = str(uuid.uuid4())
+    async with opened(fresh_url, migrations_dir=tmp_path) as store, connect(fresh_url) as conn:
+        old = await owned_session(store, conn, None)
+        # owned, but its rows written before the owner was set: they have none
+        late = await owned_session(store, conn, None)
+        await conn.execute("update public.sessions set user_id = $1 where id = $2", alice, late)
+    async with opened(fresh_url) as store, connect(fresh_url) as conn:
+        for table in TABLES.split(", "):
+            key = "id" if table == "sessions" else "session_id"
+            rows = await conn.fetch(f"select {key}, user_id::text from public.{table} order by 1")
+            expected = sorted([(old, LOCAL_USER_ID), (late, alice)])
+            assert [tuple(row) for row in rows] == expected, table
+        page, total = await store.list_sessions(limit=10, offset=0, user_id=LOCAL_USER_ID)
+        assert [s.id for s in page] == [old] and total == 1
+        assert [q.session_id for q in await store.list_questions(user_id=alice)] == [late]
+
+
 async def test_versions_pushed_by_the_supabase_cli_count_as_applied(fresh_url: str) -> None:
     async with opened(fresh_url):
         pass
@@ -232,7 +265,7 @@ async def refused(conn: asyncpg.Connection, sql: str, *params: object) -> None:
             await conn.execute(sql, *params)
 
 
-async def owned_session(store: Store, conn: asyncpg.Connection, owner: uuid.UUID) -> str:
+async def owned_session(store: Store, conn: asyncpg.Connection, owner: uuid.UUID | None) -> str:
     """A session of ``owner`` with one row in every table."""
     session = await store.create_session(session_record())
     await conn.execute("update public.sessions set user_id = $1 where id = $2", owner, session.id)
@@ -291,7 +324,7 @@ async def test_every_table_has_rls_and_nothing_is_granted_to_anon(postgres_url: 
             "select c.oid, c.relname, c.relrowsecurity from pg_class c "
             "where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'"
         )
-        assert len(tables) == len(TABLES.split(", ")) + 1
+        assert len(tables) == len(f"{TABLES}, {QUOTA_TABLES}".split(", ")) + 1
         for table in tables:
             assert table["relrowsecurity"], table["relname"]
             for privilege in ("select", "insert", "update", "delete"):
@@ -365,6 +398,47 @@ async def test_page_queries_read_only_the_page_through_their_indexes(
             assert "Sort" not in {node["Node Type"] for node in nodes}
     page, total = await store.list_messages("ses_7", limit=20, offset=100, order="asc")
     assert [m.seq for m in page] == list(range(101, 121)) and total == 200
+
+
+async def test_an_owners_pages_read_only_the_page_through_their_indexes(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    common, rare = "00000000-0000-4000-8000-000000000007", "00000000-0000-4000-8000-0000000000ff"
+    async with connect(postgres_url) as conn:
+        # 50 owners of 400 sessions each and one owner of 3; a question in every session,
+        # pending in 1 of 20 of each owner's (and in all of the rare owner's)
+        await conn.execute(
+            "insert into public.sessions (id, user_id, title, created_at, updated_at) "
+            "select 'ses_' || s, format('00000000-0000-4000-8000-%s', lpad((s % 50)::text, 12, "
+            "'0'))::uuid, 't', now(), now() - s * interval '1 second' "
+            "from generate_series(1, 20000) s"
+        )
+        await conn.execute(
+            "insert into public.sessions (id, user_id, title, created_at, updated_at) "
+            "select 'rare_' || s, $1, 't', now(), now() - s * interval '1 hour' "
+            "from generate_series(1, 3) s",
+            rare,
+        )
+        await conn.execute(
+            "insert into public.questions "
+            "(id, session_id, user_id, message_id, call_id, questions, status, created_at) "
+            "select 'que_' || s.id, s.id, s.user_id, 'm', 'c', '[]', "
+            "case when s.id like 'rare_%' or (substr(s.id, 5)::int / 50) % 20 = 0 "
+            "then 'pending' else 'answered' end, s.updated_at from public.sessions s"
+        )
+        await conn.execute("analyze")
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"set plan_cache_mode = {mode}")
+            for owner in (common, rare):
+                nodes = await analyzed_plan(conn, OWNER_SESSION_PAGE_SQL, 20, 40, owner)
+                assert_reads_through(nodes, "sessions_by_user_recency", max_rows=60)
+                nodes = await analyzed_plan(conn, pending_questions_sql(None, owner)[0], owner)
+                assert_reads_through(nodes, "questions_pending_by_user", max_rows=20)
+            nodes = await analyzed_plan(conn, OWNER_SESSION_PAGE_SQL, 20, 40, common)
+            assert "Sort" not in {node["Node Type"] for node in nodes}
+    page, total = await store.list_sessions(limit=20, offset=40, user_id=common)
+    assert total == 400 and len(page) == 20 and {s.user_id for s in page} == {common}
+    assert len(await store.list_questions(user_id=common)) == 20
 
 
 async def analyzed_plan(conn: asyncpg.Connection, sql: str, *params: int | str) -> list[dict]:

@@ -7,6 +7,7 @@ import aiosqlite
 import pytest
 
 from opencode.core.errors import OpencodeError
+from opencode.core.users import LOCAL_USER_ID
 from opencode.storage.factory import create_store
 from opencode.storage.migrations import (
     SQLITE_MIGRATIONS,
@@ -15,8 +16,15 @@ from opencode.storage.migrations import (
     migrate_sqlite,
     schema_version,
 )
-from opencode.storage.sqlite import MESSAGE_PAGE_SQL, SESSION_PAGE_SQL, SqliteStore
-from tests.storage.conftest import message_record, session_record
+from opencode.storage.sqlite import (
+    MESSAGE_PAGE_SQL,
+    OWNER_SESSION_PAGE_SQL,
+    SESSION_PAGE_SQL,
+    SqliteStore,
+    pending_questions_sql,
+)
+from opencode.storage.sqlite_rows import to_timestamp
+from tests.storage.conftest import at, message_record, question_record, session_record
 
 LATEST = len(SQLITE_MIGRATIONS)
 
@@ -158,6 +166,40 @@ async def test_a_database_newer_than_the_code_is_refused(db_path: str) -> None:
         await store.initialize()
 
 
+async def test_sessions_from_before_owners_belong_to_the_local_user(db_path: str) -> None:
+    Path(db_path).parent.mkdir(parents=True)
+    db = await raw(db_path)
+    try:
+        assert await migrate_sqlite(db, SQLITE_MIGRATIONS[:2]) == 2  # before session owners
+        await db.executemany(
+            "INSERT INTO sessions (id, title, created_at, updated_at) VALUES (?, 't', ?, ?)",
+            [(f"ses_{n}", to_timestamp(at(n)), to_timestamp(at(n))) for n in range(3)],
+        )
+        await db.execute(
+            "INSERT INTO questions (id, session_id, message_id, call_id, questions, status, "
+            "created_at) VALUES ('que_old', 'ses_1', 'm', 'c', '[]', 'pending', ?)",
+            (to_timestamp(at(5)),),
+        )
+    finally:
+        await db.close()
+
+    store = SqliteStore(db_path)
+    await store.initialize()
+    try:
+        page, total = await store.list_sessions(limit=10, offset=0, user_id=LOCAL_USER_ID)
+        assert [s.id for s in page] == ["ses_2", "ses_1", "ses_0"] and total == 3
+        assert {s.user_id for s in page} == {LOCAL_USER_ID}
+        owned = await store.list_questions(user_id=LOCAL_USER_ID)
+        assert [q.id for q in owned] == ["que_old"]
+        new = await store.create_session(
+            session_record(user_id="0c4d5e6f-0000-4000-8000-000000000001")
+        )
+        assert (await store.get_session(new.id)).user_id == new.user_id  # not backfilled
+        assert (await store.list_sessions(limit=10, offset=0, user_id=LOCAL_USER_ID))[1] == 3
+    finally:
+        await store.close()
+
+
 def test_migration_versions_must_be_dense() -> None:
     check_sequence(SQLITE_MIGRATIONS)
     with pytest.raises(ValueError):
@@ -169,7 +211,13 @@ async def test_page_queries_use_indexes(db_path: str) -> None:
     await store.initialize()
     session = await store.create_session(session_record())
     for _ in range(20):
-        await store.add_message(message_record(session.id))
+        message = await store.add_message(message_record(session.id))
+    for n in range(10):
+        owned = await store.create_session(
+            session_record(user_id=f"00000000-0000-4000-8000-00000000000{n % 3}")
+        )
+        status = "pending" if n % 2 else "answered"
+        await store.add_question(question_record(owned.id, message.id, status=status))
     await store.close()
     db = await raw(db_path)
     try:
@@ -180,6 +228,14 @@ async def test_page_queries_use_indexes(db_path: str) -> None:
             assert "SCAN messages" not in message_plan and "TEMP B-TREE" not in message_plan
         session_plan = await plan(db, SESSION_PAGE_SQL)
         assert "sessions_by_recency" in session_plan and "TEMP B-TREE" not in session_plan
+        owner_plan = await plan(db, OWNER_SESSION_PAGE_SQL)
+        assert "sessions_by_user_recency (user_id=?)" in owner_plan, owner_plan
+        assert "TEMP B-TREE" not in owner_plan
+        # an owner's pending questions: the pending ones in order, each session by its key
+        question_plan = await plan(db, pending_questions_sql(None, "x")[0])
+        assert "SCAN questions USING INDEX questions_pending" in question_plan, question_plan
+        assert "SEARCH s USING INDEX sqlite_autoindex_sessions_1 (id=?)" in question_plan
+        assert "TEMP B-TREE" not in question_plan
     finally:
         await db.close()
 

@@ -10,8 +10,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from opencode.core.users import LOCAL_USER_ID
 from opencode.storage.base import USAGE_KEYS, Store, empty_usage
 from tests.storage.conftest import T0, at, message_record, question_record, session_record
+
+ALICE = "6f1c2b9e-4d7a-4e0b-9a53-0c1d2e3f4a5b"
+BOB = "b8e2d4f6-1a3c-4b5d-8e7f-9a0b1c2d3e4f"
 
 UNICODE_PARTS = [
     {"type": "text", "text": 'héllo wörld — 你好, мир 👋🏽 \u2028 "quoted" \\ back\\slash'},
@@ -146,6 +150,91 @@ async def test_delete_session_removes_everything_it_owns(store: Store) -> None:
 
 async def test_delete_unknown_session_is_false(store: Store) -> None:
     assert await store.delete_session("ses_missing") is False
+
+
+# owners
+
+
+async def test_the_owner_is_stored_and_read_back(store: Store) -> None:
+    owned = session_record(user_id=ALICE)
+    unowned = session_record(created=1)
+    for record in (owned, unowned):
+        assert await store.create_session(record) == record
+        assert await store.get_session(record.id) == record
+    assert (await store.get_session(unowned.id)).user_id is None
+    renamed = await store.update_session(owned.id, title="renamed", model="m/x")
+    assert renamed.user_id == ALICE
+    await store.add_message(message_record(owned.id))
+    page, _ = await store.list_sessions(limit=10, offset=0)
+    assert [(s.id, s.user_id) for s in page] == [(owned.id, ALICE), (unowned.id, None)]
+
+
+async def test_list_sessions_of_one_owner_pages_newest_first_with_their_total(
+    store: Store,
+) -> None:
+    owners = [ALICE, BOB, ALICE, None, ALICE, BOB, ALICE, ALICE]
+    ids = [await new_session(store, created=i, user_id=o) for i, o in enumerate(owners)]
+    alice = [i for i, o in zip(ids, owners, strict=True) if o == ALICE][::-1]
+
+    seen = []
+    for offset in (0, 2, 4):
+        page, total = await store.list_sessions(limit=2, offset=offset, user_id=ALICE)
+        assert total == 5 and {s.user_id for s in page} == {ALICE}
+        seen += [s.id for s in page]
+    assert seen == alice
+    for offset in (5, 50):  # at and past the end: no rows, the owner's total still
+        assert await store.list_sessions(limit=2, offset=offset, user_id=ALICE) == ([], 5)
+    assert await store.list_sessions(limit=0, offset=0, user_id=ALICE) == ([], 5)
+    page, total = await store.list_sessions(limit=10, offset=0, user_id=BOB)
+    assert [s.id for s in page] == [ids[5], ids[1]] and total == 2
+    assert await store.list_sessions(limit=10, offset=0, user_id=LOCAL_USER_ID) == ([], 0)
+
+    page, total = await store.list_sessions(limit=10, offset=0)  # no owner named: everyone's
+    assert [s.id for s in page] == ids[::-1] and total == 8
+
+    await store.add_message(message_record(alice[-1]))  # the oldest moves to the front
+    page, _ = await store.list_sessions(limit=1, offset=0, user_id=ALICE)
+    assert [s.id for s in page] == [alice[-1]]
+    page, _ = await store.list_sessions(limit=1, offset=0, user_id=BOB)
+    assert [s.id for s in page] == [ids[5]]
+
+
+async def test_an_owners_sessions_break_updated_at_ties_by_id_desc(store: Store) -> None:
+    for name in ("b", "d", "a", "c"):
+        await new_session(store, id=f"ses_{name}", user_id=BOB if name == "c" else ALICE)
+    page, total = await store.list_sessions(limit=10, offset=0, user_id=ALICE)
+    assert [s.id for s in page] == ["ses_d", "ses_b", "ses_a"] and total == 3
+
+
+async def test_list_questions_of_one_owner(store: Store) -> None:
+    mine, also_mine, theirs = [await new_session(store, user_id=o) for o in (ALICE, ALICE, BOB)]
+    nobodys = await new_session(store)
+    records = {
+        "late": question_record(mine, "m", created=40),
+        "early": question_record(also_mine, "m", created=10),
+        "bob": question_record(theirs, "m", created=20),
+        "middle": question_record(mine, "m", created=30),
+        "nobody": question_record(nobodys, "m", created=5),
+        "answered": question_record(mine, "m", created=1, status="answered", answers=[["a"]]),
+    }
+    for record in records.values():
+        await store.add_question(record)
+
+    def ids(*names: str) -> list[str]:
+        return [records[name].id for name in names]
+
+    alices = await store.list_questions(user_id=ALICE)
+    assert [q.id for q in alices] == ids("early", "middle", "late")
+    assert await store.list_questions(user_id=BOB) == [records["bob"]]
+    assert await store.list_questions(user_id=LOCAL_USER_ID) == []
+    mine_only = await store.list_questions(session_id=mine, user_id=ALICE)
+    assert [q.id for q in mine_only] == ids("middle", "late")
+    assert await store.list_questions(session_id=theirs, user_id=ALICE) == []
+    everyone = await store.list_questions()
+    assert [q.id for q in everyone] == ids("nobody", "early", "bob", "middle", "late")
+
+    assert await store.resolve_question(records["early"].id, status="rejected")
+    assert [q.id for q in await store.list_questions(user_id=ALICE)] == ids("middle", "late")
 
 
 # messages
