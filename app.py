@@ -7,9 +7,9 @@ app:app`` still works, but with uvicorn's plain protocol and none of those guard
 
 from opencode.api.app import create_app
 from opencode.api.server import serve
-from opencode.core.settings import Settings
+from opencode.core.settings import load_settings
 
-settings = Settings()
+settings = load_settings()
 app = create_app(settings)
 
 if __name__ == "__main__":

@@ -78,6 +78,12 @@ def server_env(
         "OPENCODE_LOG_LEVEL": "WARNING",
     }
     env.update(overrides)
+    if (
+        "SUPABASE_URL" in env
+        and "OPENCODE_AUTH" not in env
+        and "OPENCODE_SERVER_PASSWORD" not in env
+    ):
+        env["OPENCODE_AUTH"] = "none"  # the Supabase store alone; auth tests ask for supabase
     return env
 
 

@@ -50,12 +50,29 @@ class ContextKeeper(Protocol):
         ...
 
 
+class Meter(Protocol):
+    """Who pays for the steps: asked before each model call, told after it."""
+
+    async def admit(self, messages: Sequence[ChatMessage]) -> bool:
+        """Reserve the next call; False when it must not start (the user's quota is spent)."""
+        ...
+
+    async def settle(self, output: StepOutput | None, *, streamed: bool = False) -> None:
+        """The admitted call ended: with its output, or cut short (``output`` None; ``streamed``
+        says whether any of it had arrived)."""
+        ...
+
+
+QUOTA_STOP = "quota"  # the turn's stop reason when the meter refused its next step
+
+
 @dataclass(frozen=True)
 class Turn:
     request: ModelRequest  # model, system, tools, credentials; its messages are the history
     tools: Sequence[Tool]
     max_steps: int
     context: ContextKeeper | None = None
+    meter: Meter | None = None
 
 
 async def run_turn(
@@ -68,27 +85,22 @@ async def run_turn(
     for step_number in range(1, turn.max_steps + 1):
         if turn.context is not None:
             messages = await turn.context.prepare(messages, step_number, last_step)
+        if turn.meter is not None and not await turn.meter.admit(messages):
+            yield TurnFinished(QUOTA_STOP, usage, cost)  # the step is not started at all
+            return
         yield StepStarted(step_number)
         output: StepOutput | None = None
-        shrunk = False
-        while True:
-            streamed = False
-            try:
-                async for event in _step_stream(client, turn.request, messages):
-                    if isinstance(event, StepOutput):
-                        output = event
-                    else:
-                        streamed = True
-                        yield event
-                break
-            except ProviderError as error:
-                # Too long for the window: fold what can be folded and send the step once more.
-                if streamed or shrunk or not error.context_overflow or turn.context is None:
-                    raise
-                smaller = await turn.context.shrink(messages)
-                if smaller is None:
-                    raise
-                messages, shrunk = smaller, True
+        streamed = False
+        try:
+            async for event in _one_step(client, turn, messages):
+                if not isinstance(event, StepOutput):
+                    streamed = True
+                    yield event
+                else:
+                    output = event
+        finally:
+            if turn.meter is not None:
+                await turn.meter.settle(output, streamed=streamed)
         if output is None:  # a ModelClient must end with a StepOutput; treat a bare end as empty
             output = StepOutput("", (), (), "stop", Usage(), 0.0)
         usage, cost = usage + output.usage, cost + output.cost
@@ -110,6 +122,28 @@ async def run_turn(
             yield ToolFinished(call, result)
         messages.extend(_tool_message(call, results[call.id]) for call in output.tool_calls)
     yield TurnFinished("max_steps", usage, cost)
+
+
+async def _one_step(
+    client: ModelClient, turn: Turn, messages: list[ChatMessage]
+) -> AsyncIterator[TextChunk | ReasoningChunk | StepOutput]:
+    """One step: the model call, sent once more with a smaller conversation if the provider
+    says it overflows the context window (before anything streamed)."""
+    shrunk = False
+    while True:
+        streamed = False
+        try:
+            async for event in _step_stream(client, turn.request, messages):
+                streamed = streamed or not isinstance(event, StepOutput)
+                yield event
+            return
+        except ProviderError as error:
+            if streamed or shrunk or not error.context_overflow or turn.context is None:
+                raise
+            smaller = await turn.context.shrink(messages)
+            if smaller is None:
+                raise
+            messages[:], shrunk = smaller, True
 
 
 async def _step_stream(

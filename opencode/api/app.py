@@ -14,8 +14,14 @@ from opencode.api.guards import (
     allowed_hosts,
 )
 from opencode.api.lifecycle import make_lifespan
-from opencode.api.middleware import BasicAuthMiddleware, BodyLimitMiddleware, MethodsMiddleware
-from opencode.api.routes import events, providers, questions, sessions, tools
+from opencode.api.middleware import (
+    DOC_PATHS,
+    PUBLIC_PATHS,
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    MethodsMiddleware,
+)
+from opencode.api.routes import events, providers, questions, sessions, tools, usage
 from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
 from opencode.schemas.common import HealthOut
@@ -27,8 +33,9 @@ DESCRIPTION = """LLM agent API server: sessions, tools, SSE streaming, cost trac
 
 Every error is JSON `{"error", "detail"}` with `detail` a sentence; a 422 adds `errors`
 (`[{"loc", "msg", "type"}]`). Besides what each operation lists, any request can get
-400 `bad_host` (a `Host` outside `OPENCODE_ALLOWED_HOSTS`; not `/health`), 401 (with
-`OPENCODE_SERVER_PASSWORD`), 403 `forbidden` (a POST, PUT, PATCH or DELETE whose `Origin` is
+400 `bad_host` (a `Host` outside `OPENCODE_ALLOWED_HOSTS`; not `/health`), 401 (by
+`OPENCODE_AUTH`: Basic auth with the server password, or a Supabase access token as
+`Authorization: Bearer`, `invalid_token` when it does not verify), 403 `forbidden` (a POST, PUT, PATCH or DELETE whose `Origin` is
 neither this server nor in `OPENCODE_CORS_ORIGINS`), 405 with the path's `Allow` list, and
 413 for a body over `OPENCODE_MAX_BODY_BYTES`. `OPTIONS` on any path answers 204 with
 `Allow`; `HEAD` works on every GET operation (headers only, SSE streams included)."""
@@ -47,10 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         sessions.router,
+        sessions.session_router,
         providers.router,
         events.router,
         questions.router,
         tools.router,
+        usage.router,
     ):
         app.include_router(router)
 
@@ -103,7 +112,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
        reads it, CORS and auth included; it only rejects, so it adds no CORS headers;
     3. CORS: answers preflights (browsers send them without credentials, so before auth) and
        puts CORS headers on what is inside, 401s included, so a browser client can read them;
-    4. Basic auth: nothing below it is reached without the password;
+    4. auth (``OPENCODE_AUTH``): nothing below it is reached without credentials;
     5. methods: OPTIONS (204 + ``Allow``), 405 and HEAD, after auth like any route;
     6. the body limit, innermost: no body of an unauthenticated request is read.
 
@@ -111,8 +120,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MethodsMiddleware, routes=app.routes)
-    if settings.server_password:
-        app.add_middleware(BasicAuthMiddleware, password=settings.server_password)
+    public = PUBLIC_PATHS | DOC_PATHS if settings.auth_mode == "supabase" else PUBLIC_PATHS
+    app.add_middleware(AuthMiddleware, public_paths=public)
     if settings.cors_origins:
         app.add_middleware(
             JSONCORSMiddleware,
@@ -120,7 +129,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Total-Count"],
+            expose_headers=["X-Total-Count", "Link", "Retry-After"],
         )
     app.add_middleware(
         RequestGuardMiddleware, hosts=allowed_hosts(settings), cors_origins=settings.cors_origins

@@ -6,14 +6,19 @@ Tests swap any of them with ``app.dependency_overrides``.
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 
+from opencode.core.errors import OpencodeError
 from opencode.core.settings import Settings
+from opencode.core.users import Caller
 from opencode.events.bus import EventBus
 from opencode.llm.router import ProviderRouter
+from opencode.services.auth import Authenticator
 from opencode.services.compaction import Compactor
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
+from opencode.services.quota import QuotaService
 from opencode.services.runs import RunManager
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
@@ -36,6 +41,9 @@ class Services:
     compactor: Compactor
     registry: ToolRegistry
     store_choice: StoreChoice
+    auth: Authenticator
+    quota: QuotaService
+    http: httpx.AsyncClient  # the app's own outbound client (the JWKS); closed in the lifespan
 
 
 def get_services(request: Request) -> Services:
@@ -78,6 +86,18 @@ def get_registry(request: Request) -> ToolRegistry:
     return get_services(request).registry
 
 
+def get_quota(request: Request) -> QuotaService:
+    return get_services(request).quota
+
+
+def get_caller(request: Request) -> Caller:
+    """The caller ``AuthMiddleware`` authenticated; a request it did not see has none."""
+    caller = request.scope.get("state", {}).get("caller")
+    if caller is None:
+        raise OpencodeError("This request was not authenticated.", status_code=401)
+    return caller
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BusDep = Annotated[EventBus, Depends(get_bus)]
 CatalogDep = Annotated[ProviderCatalog, Depends(get_catalog)]
@@ -87,3 +107,5 @@ SessionsDep = Annotated[SessionService, Depends(get_sessions)]
 TitlesDep = Annotated[TitleService, Depends(get_titles)]
 CompactorDep = Annotated[Compactor, Depends(get_compactor)]
 RegistryDep = Annotated[ToolRegistry, Depends(get_registry)]
+QuotaDep = Annotated[QuotaService, Depends(get_quota)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -16,7 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opencode.core.errors import OpencodeError
 from opencode.core.text import scrub
-from opencode.schemas.common import UNSAFE_TEXT, BusyOut, ErrorOut, ValidationErrorOut
+from opencode.schemas.common import (
+    UNSAFE_TEXT,
+    BusyOut,
+    ErrorOut,
+    QuotaOut,
+    ValidationErrorOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +140,21 @@ def _location(loc: Sequence[str | int]) -> str:
 
 _DESCRIPTIONS = {
     400: "bad_host: the Host header is not one this server answers (OPENCODE_ALLOWED_HOSTS)",
-    401: "unauthorized: OPENCODE_SERVER_PASSWORD is set and HTTP Basic credentials are "
-    "missing or wrong",
+    401: "unauthorized: credentials are missing or wrong (OPENCODE_AUTH=password: HTTP Basic; "
+    "supabase: a Supabase access token as Bearer), or invalid_token: the token does not verify",
     403: "forbidden: a browser request from an origin that is neither this server nor in "
     "OPENCODE_CORS_ORIGINS",
     404: "not_found: no such id",
     409: "conflict: busy",
     413: "payload_too_large: the body is over OPENCODE_MAX_BODY_BYTES",
     422: "validation_error: the request does not match the schema",
+    429: "quota_exceeded: the user's daily token quota (OPENCODE_DAILY_TOKEN_LIMIT) is spent; "
+    "retry after Retry-After seconds (the next UTC midnight)",
     502: "provider_error: the model provider failed",
     503: "unavailable: the server is shutting down and takes no new model work; retry after "
     "Retry-After seconds",
 }
-_MODELS: dict[int, type[ErrorOut]] = {409: ErrorOut, 422: ValidationErrorOut}
+_MODELS: dict[int, type[ErrorOut]] = {409: ErrorOut, 422: ValidationErrorOut, 429: QuotaOut}
 
 
 def error_responses(
@@ -163,7 +171,7 @@ def error_responses(
             description = f"{_DESCRIPTIONS[400]}; {notes[400]}"
         model = BusyOut if busy and code == 409 else _MODELS.get(code, ErrorOut)
         response: dict[str, Any] = {"model": model, "description": description}
-        if code == 503:
+        if code in (429, 503):
             response["headers"] = {
                 "Retry-After": {
                     "description": "Seconds to wait before retrying",

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sse_starlette.sse import AppStatus
 
@@ -28,15 +29,18 @@ from opencode.events.bus import EventBus
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.router import ProviderRouter
+from opencode.services.auth import Authenticator
 from opencode.services.compaction import CompactionPolicy, Compactor
 from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
+from opencode.services.quota import QuotaService
 from opencode.services.retry import RetryPolicy
 from opencode.services.runs import RunManager
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.services.todos import TodoService
+from opencode.services.tokens import JwksCache, TokenVerifier
 from opencode.services.turns import TurnBuilder
 from opencode.storage.factory import build_store, choose_store
 from opencode.tools.registry import default_registry
@@ -47,9 +51,35 @@ EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PASS_ON_MARGIN = 10.0  # seconds past the grace period after which the signal goes on anyway
 
 
+JWKS_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+
+
+def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:
+    verifier = jwks = None
+    if settings.auth_mode == "supabase":
+        assert settings.supabase_url is not None  # Settings checks it
+        auth_url = settings.supabase_url.rstrip("/") + "/auth/v1"
+        jwks = JwksCache(auth_url + "/.well-known/jwks.json", http)
+        verifier = TokenVerifier(
+            issuer=auth_url,
+            audience=settings.jwt_audience,
+            hs256_secret=settings.supabase_jwt_secret,
+            jwks=jwks,
+        )
+    return Authenticator(
+        settings.auth_mode,
+        password=settings.server_password,
+        admin_token=settings.admin_token,
+        verifier=verifier,
+        jwks=jwks,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     store_choice = choose_store(settings.database_url, settings.supabase_url, settings.supabase_key)
     store = build_store(store_choice)
+    http = httpx.AsyncClient(timeout=JWKS_TIMEOUT)
+    quota = QuotaService(store, daily_limit=settings.daily_token_limit)
     ids = EventIds()  # one clock for the bus and every run's stream
     bus = EventBus(ids=ids)
     catalog = ProviderCatalog(settings)
@@ -69,6 +99,7 @@ def build_services(settings: Settings) -> Services:
         bus=bus,
         client=retry.client(models),
         catalog=catalog,
+        quota=quota,
         policy=CompactionPolicy(
             max_messages=settings.compact_messages, ratio=settings.compact_ratio
         ),
@@ -80,6 +111,7 @@ def build_services(settings: Settings) -> Services:
         catalog=catalog,
         registry=registry,
         compactor=compactor,
+        quota=quota,
         ids=ids,
         max_output_tokens=settings.max_output_tokens,
         max_step_output_chars=settings.max_step_output_chars,
@@ -105,6 +137,7 @@ def build_services(settings: Settings) -> Services:
         models=models,
         retry=retry,
         gate=gate,
+        quota=quota,
         title_model=settings.title_model,
     )
     return Services(
@@ -120,6 +153,9 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         compactor=compactor,
         store_choice=store_choice,
+        auth=build_authenticator(settings, http),
+        quota=quota,
+        http=http,
     )
 
 
@@ -216,6 +252,8 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         services = build_services(settings)
         await services.store.initialize()
         log.info("storage: %s (%s)", services.store_choice.kind, services.store_choice.shown)
+        log.info("auth: %s", _describe_auth(settings))
+        await services.auth.prime()
         await services.runs.recover()
         # Build the model lists from LiteLLM's map now, off the loop, not in a first request.
         await asyncio.to_thread(services.catalog.list_providers)
@@ -242,5 +280,18 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
             await shutdown.finish()
             await services.models.aclose()  # after the runs: they stream through it
             await services.store.close()
+            await services.http.aclose()
 
     return lifespan
+
+
+def _describe_auth(settings: Settings) -> str:
+    mode = settings.auth_mode
+    parts = [mode]
+    if mode == "supabase":
+        algorithms = "ES256/RS256 via JWKS" + (" + HS256" if settings.supabase_jwt_secret else "")
+        parts.append(f"({algorithms}, audience {settings.jwt_audience!r})")
+    if settings.admin_token:
+        parts.append("+ admin token")
+    limit = settings.daily_token_limit
+    return " ".join(parts) + f"; daily token limit {limit or 'unlimited'}"

@@ -1,53 +1,79 @@
-"""Pure ASGI middleware: HTTP Basic auth, the request body limit, and methods per path.
+"""Pure ASGI middleware: authentication, the request body limit, and methods per path.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so SSE responses stream through untouched.
 """
 
-import base64
-import binascii
 import re
-import secrets
 from collections.abc import Sequence
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi.routing import iter_route_contexts
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.routing import BaseRoute, compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opencode.api.errors import error_response
+from opencode.core.errors import OpencodeError
+from opencode.services.auth import Credentials
 
-AUTH_USER = "opencode"
 PUBLIC_PATHS = frozenset({"/health"})
+# In supabase mode a browser opens the docs without a token; they hold nothing private.
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+_UNAVAILABLE = "The server is starting or stopping; try again in a moment."
 
 
-class BasicAuthMiddleware:
-    def __init__(self, app: ASGIApp, *, password: str) -> None:
+class AuthMiddleware:
+    """Every request but ``public_paths`` is authenticated by the lifespan's ``Authenticator``
+    before anything reads it; the ``Caller`` goes into ``scope["state"]["caller"]`` for the
+    routes (``CallerDep``). ``?access_token=`` counts only on GET ``/event`` and the stream
+    routes, where a browser's ``EventSource`` cannot send headers."""
+
+    def __init__(self, app: ASGIApp, *, public_paths: frozenset[str] = PUBLIC_PATHS) -> None:
         self.app = app
-        self._expected = f"{AUTH_USER}:{password}".encode()
+        self._public = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or self._authorized(scope):
+        if scope["type"] != "http" or scope["path"] in self._public:
             await self.app(scope, receive, send)
             return
-        response = error_response(
-            401,
-            "unauthorized",
-            f"This server needs HTTP Basic auth (user {AUTH_USER!r}, the server password).",
-            headers={"WWW-Authenticate": 'Basic realm="opencode"'},
-        )
-        await response(scope, receive, send)
-
-    def _authorized(self, scope: Scope) -> bool:
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, encoded = header.partition(b" ")
-        if scheme.lower() != b"basic":
-            return False
+        services = getattr(scope["app"].state, "services", None)
+        if services is None:
+            response = error_response(503, "unavailable", _UNAVAILABLE, {"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
         try:
-            supplied = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return secrets.compare_digest(supplied, self._expected)
+            caller = await services.auth.authenticate(_credentials(scope))
+        except OpencodeError as exc:
+            response = error_response(exc.status_code, exc.error, exc.message, exc.headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+def _credentials(scope: Scope) -> Credentials:
+    headers = Headers(scope=scope)
+    token = None
+    if scope["method"] in ("GET", "HEAD") and _takes_query_token(scope["path"]):
+        token = _query_value(scope.get("query_string", b""), "access_token")
+    return Credentials(
+        authorization=headers.get("authorization"),
+        access_token=token,
+        user_id=headers.get("x-user-id"),
+    )
+
+
+def _takes_query_token(path: str) -> bool:
+    return path == "/event" or (path.startswith("/session/") and path.endswith("/stream"))
+
+
+def _query_value(query: bytes, name: str) -> str | None:
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == name:
+            return value
+    return None
 
 
 class BodyLimitMiddleware:

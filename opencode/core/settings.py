@@ -1,9 +1,9 @@
 """Configuration from the environment (and a ``.env`` file), validated once at startup."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOG_LEVELS = tuple(logging.getLevelNamesMapping())
@@ -16,7 +16,10 @@ SECRET_FIELDS = (
     "exa_api_key",
     "server_password",
     "supabase_key",
+    "supabase_jwt_secret",
+    "admin_token",
 )
+AuthMode = Literal["none", "password", "supabase"]
 
 
 class Settings(BaseSettings):
@@ -37,6 +40,12 @@ class Settings(BaseSettings):
     title_model: str | None = Field(None, alias="OPENCODE_TITLE_MODEL")
 
     server_password: str | None = Field(None, alias="OPENCODE_SERVER_PASSWORD")
+    # unset: "password" with OPENCODE_SERVER_PASSWORD, else "supabase" with SUPABASE_URL, else none
+    auth: AuthMode | None = Field(None, alias="OPENCODE_AUTH")
+    supabase_jwt_secret: str | None = Field(None, alias="SUPABASE_JWT_SECRET")
+    jwt_audience: str = Field("authenticated", alias="OPENCODE_JWT_AUDIENCE", min_length=1)
+    admin_token: str | None = Field(None, alias="OPENCODE_ADMIN_TOKEN", min_length=16)
+    daily_token_limit: int = Field(0, alias="OPENCODE_DAILY_TOKEN_LIMIT", ge=0)
     max_body_bytes: int = Field(1024 * 1024, alias="OPENCODE_MAX_BODY_BYTES", gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="OPENCODE_CORS_ORIGINS"
@@ -84,6 +93,25 @@ class Settings(BaseSettings):
     )
     gemini_api_base: str | None = Field(None, alias="GEMINI_API_BASE")
 
+    @property
+    def auth_mode(self) -> AuthMode:
+        if self.auth is not None:
+            return self.auth
+        if self.server_password:
+            return "password"
+        return "supabase" if self.supabase_url else "none"
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> "Settings":
+        mode = self.auth_mode
+        if mode == "password" and not self.server_password:
+            raise ValueError("OPENCODE_AUTH=password needs OPENCODE_SERVER_PASSWORD")
+        if mode == "supabase" and not self.supabase_url:
+            raise ValueError(
+                "OPENCODE_AUTH=supabase needs SUPABASE_URL (its /auth/v1 issues the tokens)"
+            )
+        return self
+
     def secret_values(self) -> list[str]:
         """The configured secrets, so error text and logs can be scrubbed of them."""
         return [value for name in SECRET_FIELDS if (value := getattr(self, name))]
@@ -107,3 +135,18 @@ class Settings(BaseSettings):
 
 def _split_csv(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def load_settings() -> Settings:
+    """The settings, or exit with one line per problem (no traceback) when some are invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for problem in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(
+                f"opencode: invalid setting {where}: {message}" if where else f"opencode: {message}"
+            )
+        raise SystemExit("\n".join(lines)) from None

@@ -102,6 +102,14 @@ class BusyOut(ErrorOut):
     message_id: str | None = None
 
 
+class QuotaOut(ErrorOut):
+    """429 when the caller's daily token quota is spent (``Retry-After``: until it resets)."""
+
+    limit: int = Field(description="Tokens per UTC day for this user")
+    used: int = Field(description="Tokens used today")
+    resets_at: str = Field(description="The next UTC midnight (ISO 8601)")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "shutting_down"] = Field(
         description="degraded (with 503) while the store does not answer; shutting_down (with "

@@ -96,7 +96,8 @@ class Done(BaseModel):
     message_id: str
     stop_reason: str = Field(
         description="stop, length, max_steps, aborted (POST /abort), shutdown (the server "
-        "stopped), quota, or the provider's own finish reason"
+        "stopped), quota (the user's daily token quota was spent before the next step), or "
+        "the provider's own finish reason"
     )
     cost: Money
     usage: UsageOut

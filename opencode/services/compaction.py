@@ -35,6 +35,7 @@ from opencode.llm.types import (
 from opencode.schemas.events import CompactionEvent, StreamEvent
 from opencode.schemas.sessions import CompactionStatusOut
 from opencode.services.providers import ProviderCatalog, ResolvedModel
+from opencode.services.quota import QuotaExceeded, QuotaService
 from opencode.services.records import new_message, require_session
 from opencode.services.views import compaction_status_out
 from opencode.storage.base import CompactionRecord, CompactionTrigger, MessageRecord, Store
@@ -102,12 +103,14 @@ class Compactor:
         bus: EventBus,
         client: ModelClient,
         catalog: ProviderCatalog,
+        quota: QuotaService,
         policy: CompactionPolicy,
     ) -> None:
         self._store = store
         self._bus = bus
         self._client = client
         self._catalog = catalog
+        self._quota = quota
         self.policy = policy
 
     async def status(self, session_id: str) -> CompactionStatusOut:
@@ -136,6 +139,7 @@ class Compactor:
         session_id: str,
         model: ResolvedModel,
         *,
+        user_id: str,
         trigger: CompactionTrigger,
         keep_messages: int,
         before_seq: int | None = None,
@@ -146,7 +150,9 @@ class Compactor:
         ``before_seq``) into a summary and return the new context.
 
         Raises ``NothingToCompact`` (409) when there is nothing to fold, and ``UpstreamError``
-        (502) when the summary could not be made; the failure is recorded and announced."""
+        (502) when the summary could not be made, ``QuotaExceeded`` (429) when ``user_id``, who
+        pays for the summary, has no tokens left today; the failure is recorded and
+        announced."""
         context = await self.load(session_id)
         window = self.window(model)
         candidates = [r for r in context.records if before_seq is None or r.seq < before_seq]
@@ -175,8 +181,9 @@ class Compactor:
         announce("started")
         try:
             todos = await self._store.get_todos(session_id)
+            metered = self._quota.metered(client or self._client, user_id, model.ref)
             output = await self._summarise(
-                client or self._client, model, context.summary, fold.folded, window, todos
+                metered, model, context.summary, fold.folded, window, todos
             )
             after = Context(output.text.strip(), fold.kept, None)
             done = replace(
@@ -194,6 +201,10 @@ class Compactor:
         except asyncio.CancelledError:
             await asyncio.shield(self._failed(state, "Aborted before the summary was finished."))
             announce("failed", error="aborted")
+            raise
+        except QuotaExceeded as exc:
+            await self._failed(state, exc.message)
+            announce("failed", error=exc.message)
             raise
         except (ProviderError, OpencodeError) as exc:
             await self._failed(state, exc.message)

@@ -11,6 +11,7 @@ from typing import Any
 
 from opencode.core.errors import Conflict, NotFound, OpencodeError
 from opencode.core.ids import new_id, utc_now
+from opencode.core.users import Caller
 from opencode.events.bus import EventBus
 from opencode.schemas.questions import QuestionOut
 from opencode.services.views import question_out
@@ -58,8 +59,10 @@ class QuestionBroker:
         finally:
             self._waiting.pop(record.id, None)
 
-    async def reply(self, question_id: str, answers: list[list[str]]) -> QuestionOut:
-        record = await self._pending(question_id)
+    async def reply(
+        self, question_id: str, answers: list[list[str]], *, caller: Caller
+    ) -> QuestionOut:
+        record = await self._pending(question_id, caller)
         if len(answers) != len(record.questions):
             raise OpencodeError(
                 f"Question {question_id} has {len(record.questions)} question(s) but "
@@ -72,20 +75,26 @@ class QuestionBroker:
             future.set_result(answers)
         return question_out(replace(record, status="answered", answers=answers))
 
-    async def reject(self, question_id: str) -> QuestionOut:
-        record = await self._pending(question_id)
+    async def reject(self, question_id: str, *, caller: Caller) -> QuestionOut:
+        record = await self._pending(question_id, caller)
         await self._resolve(record, "rejected", None)
         future = self._waiting.get(question_id)
         if future is not None and not future.done():
             future.set_exception(ToolError("The user dismissed this question."))
         return question_out(replace(record, status="rejected"))
 
-    async def list_pending(self, session_id: str | None = None) -> list[QuestionOut]:
-        return [question_out(r) for r in await self._store.list_questions(session_id=session_id)]
+    async def list_pending(
+        self, session_id: str | None = None, *, owner: str | None = None
+    ) -> list[QuestionOut]:
+        """Pending questions, oldest first: ``owner``'s only (everyone's for None)."""
+        records = await self._store.list_questions(session_id=session_id, user_id=owner)
+        return [question_out(record) for record in records]
 
-    async def _pending(self, question_id: str) -> QuestionRecord:
+    async def _pending(self, question_id: str, caller: Caller) -> QuestionRecord:
+        """The pending question; another user's answers 404 like one that does not exist."""
         record = await self._store.get_question(question_id)
-        if record is None:
+        session = record and await self._store.get_session(record.session_id)
+        if record is None or session is None or not caller.may_see(session.user_id):
             raise NotFound(f"No question with id {question_id}.")
         if record.status != "pending" or question_id not in self._waiting:
             raise Conflict(f"Question {question_id} is no longer pending (it is {record.status}).")

@@ -25,6 +25,7 @@ class RunContext:
         model: ResolvedModel,
         context: Context,
         user_message: MessageRecord,
+        user_id: str,
         emit: Emit,
         client: ModelClient | None = None,
     ) -> None:
@@ -32,6 +33,7 @@ class RunContext:
         self._client = client  # the run's: a summary's retries show in the run's stream
         self._model = model
         self._user = user_message
+        self._user_id = user_id  # who pays for the summaries
         self._emit = emit
         self._before_turn = len(context.messages())  # the loop's messages before this turn's
         self._stored_since = len(context.records) + 1  # the new user message counts
@@ -85,6 +87,7 @@ class RunContext:
             after = await self._compactor.compact(
                 self._user.session_id,
                 self._model,
+                user_id=self._user_id,
                 trigger=trigger,
                 keep_messages=keep,
                 before_seq=self._user.seq,

@@ -17,6 +17,7 @@ from typing import Any
 
 from opencode.core.errors import Conflict, NotFound
 from opencode.core.ids import new_id
+from opencode.core.users import LOCAL_USER_ID
 from opencode.events.bus import EventBus
 from opencode.llm.types import ModelClient, ProviderError
 from opencode.schemas.messages import MessageCreate
@@ -133,7 +134,8 @@ class RunManager:
         session = await require_session(self._store, session_id)
         model = self._catalog.resolve(session_model=session.model)
         self._check_free(session_id)
-        task = asyncio.create_task(self._compactor_task(session_id, model))
+        owner = session.user_id or LOCAL_USER_ID
+        task = asyncio.create_task(self._compactor_task(session_id, model, owner))
         task.add_done_callback(_retrieve)  # its error is the request's, if one still waits
         self._compactions[session_id] = task
         await asyncio.wait([task])  # unlike awaiting it, a cancelled request leaves it running
@@ -196,11 +198,11 @@ class RunManager:
         runs = [run.task for run in self.running if run.task is not None]
         return [task for task in (*runs, *self._compactions.values()) if not task.done()]
 
-    async def _compactor_task(self, session_id: str, model: ResolvedModel) -> Context:
+    async def _compactor_task(self, session_id: str, model: ResolvedModel, user_id: str) -> Context:
         self._status(session_id, "busy")
         try:
             return await self._compactor.compact(
-                session_id, model, trigger="manual", keep_messages=2
+                session_id, model, user_id=user_id, trigger="manual", keep_messages=2
             )
         finally:
             self._compactions.pop(session_id, None)

@@ -2,6 +2,7 @@
 
 from opencode.core.errors import OpencodeError
 from opencode.core.ids import new_id, utc_now
+from opencode.core.users import Caller
 from opencode.events.bus import EventBus
 from opencode.schemas.messages import MessagePage
 from opencode.schemas.sessions import (
@@ -31,7 +32,16 @@ class SessionService:
         self._catalog = catalog
         self._runs = runs
 
-    async def create(self, body: SessionCreate) -> SessionOut:
+    async def check_access(self, session_id: str, caller: Caller) -> SessionRecord:
+        """The session, if the caller may use it; another user's answers 404 exactly like a
+        session that does not exist."""
+        record = await self._store.get_session(session_id)
+        if record is None or not caller.may_see(record.user_id):
+            raise session_not_found(session_id)
+        self._bus.own(session_id, record.user_id)
+        return record
+
+    async def create(self, body: SessionCreate, *, owner: str) -> SessionOut:
         model = None
         if body.provider_id is not None or body.model_id is not None:
             model = self._catalog.resolve(
@@ -45,16 +55,21 @@ class SessionService:
                 created_at=now,
                 updated_at=now,
                 model=model,
+                user_id=owner,
             )
         )
+        self._bus.own(record.id, record.user_id)
         self._bus.publish("session.created", id=record.id, title=record.title)
         return self._out(record)
 
     async def get(self, session_id: str) -> SessionOut:
         return self._out(await require_session(self._store, session_id))
 
-    async def page(self, *, limit: int, offset: int) -> tuple[list[SessionOut], int]:
-        records, total = await self._store.list_sessions(limit=limit, offset=offset)
+    async def page(
+        self, *, limit: int, offset: int, owner: str | None
+    ) -> tuple[list[SessionOut], int]:
+        """A page of ``owner``'s sessions (everyone's for None) and their total."""
+        records, total = await self._store.list_sessions(limit=limit, offset=offset, user_id=owner)
         return [self._out(record) for record in records], total
 
     async def update(self, session_id: str, body: SessionUpdate) -> SessionOut:

@@ -1,12 +1,16 @@
 """``POST /session/{id}/generate-title``: ask a model for a short title from the first message."""
 
+from dataclasses import asdict
+
 from opencode.core.errors import Conflict, UpstreamError
+from opencode.core.users import LOCAL_USER_ID
 from opencode.events.bus import EventBus
 from opencode.llm.complete import complete
-from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError
+from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, ProviderError, StepOutput
 from opencode.schemas.sessions import TitleOut
 from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog
+from opencode.services.quota import QuotaService
 from opencode.services.records import require_session
 from opencode.services.retry import RetryPolicy
 from opencode.storage.base import Store
@@ -31,6 +35,7 @@ class TitleService:
         models: ModelClient,
         retry: RetryPolicy,
         gate: Gate,
+        quota: QuotaService,
         title_model: str | None,
     ) -> None:
         self._store = store
@@ -39,6 +44,7 @@ class TitleService:
         self._models = models
         self._retry = retry
         self._gate = gate
+        self._quota = quota
         self._title_model = title_model
 
     async def generate(self, session_id: str) -> TitleOut:
@@ -58,14 +64,23 @@ class TitleService:
             api_base=model.api_base,
             max_output_chars=MAX_OUTPUT_CHARS,
         )
-        title = clean_title(await self._complete(session_id, request))
+        owner = session.user_id or LOCAL_USER_ID  # who pays: the session's owner
+        await self._quota.check(owner)
+        output = await self._complete(session_id, request, owner, model.ref)
+        if output is not None:  # a title's tokens count in the session's cost like a step's
+            await self._store.record_step_usage(
+                session_id, model=model.ref, usage=asdict(output.usage), cost=output.cost
+            )
+        title = clean_title(output.text if output else "")
         if not title:
             raise UpstreamError("The model returned an empty title; try again.")
         await self._store.update_session(session_id, title=title)
         self._bus.publish("session.updated", id=session_id, title=title)
         return TitleOut(session_id=session_id, title=title)
 
-    async def _complete(self, session_id: str, request: ModelRequest) -> str:
+    async def _complete(
+        self, session_id: str, request: ModelRequest, user_id: str, model: str
+    ) -> StepOutput | None:
         def on_retry(attempt: int, error: ProviderError, delay: float) -> None:
             self._bus.publish(
                 "session.status",
@@ -76,11 +91,11 @@ class TitleService:
                 message=error.message,
             )
 
+        client = self._quota.metered(self._retry.client(self._models, on_retry), user_id, model)
         try:
-            output = await complete(self._retry.client(self._models, on_retry), request)
+            return await complete(client, request)
         except ProviderError as exc:
             raise UpstreamError(f"The title model failed: {exc.message}") from None
-        return output.text if output else ""
 
 
 def clean_title(raw: str) -> str:

@@ -8,12 +8,14 @@ caller reserved, announces them, and returns the ``Run`` with the agent loop's `
 from opencode.agent.loop import Turn
 from opencode.core.errors import BadRequest, OpencodeError
 from opencode.core.ids import EventIds
+from opencode.core.users import LOCAL_USER_ID
 from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
 from opencode.schemas.events import MessageStart
 from opencode.schemas.messages import MessageCreate
 from opencode.services.compaction import Compactor
 from opencode.services.providers import ProviderCatalog, ResolvedModel
+from opencode.services.quota import QuotaService
 from opencode.services.records import new_message, require_session
 from opencode.services.run import Run
 from opencode.services.run_context import RunContext
@@ -36,6 +38,7 @@ class TurnBuilder:
         catalog: ProviderCatalog,
         registry: ToolRegistry,
         compactor: Compactor,
+        quota: QuotaService,
         ids: EventIds,
         max_output_tokens: int | None = None,
         max_step_output_chars: int | None = None,
@@ -45,6 +48,7 @@ class TurnBuilder:
         self._catalog = catalog
         self._registry = registry
         self._compactor = compactor
+        self._quota = quota
         self._ids = ids
         self._max_output_tokens = max_output_tokens
         self._max_step_output_chars = max_step_output_chars
@@ -63,6 +67,8 @@ class TurnBuilder:
         except ValueError as exc:
             raise OpencodeError(str(exc), status_code=422) from None
         extra = self._reasoning_options(model, body.reasoning_effort)
+        owner = session.user_id or LOCAL_USER_ID  # who pays: the session's owner
+        await self._quota.check(owner)  # 429 before anything is stored
         context = await self._compactor.load(session_id)
         user = await self._store.add_message(
             new_message(
@@ -111,10 +117,18 @@ class TurnBuilder:
             model=model,
             context=context,
             user_message=user,
+            user_id=owner,
             emit=run.emit,
             client=client,
         )
-        return run, Turn(request=request, tools=tools, max_steps=body.max_steps, context=keeper)
+        turn = Turn(
+            request=request,
+            tools=tools,
+            max_steps=body.max_steps,
+            context=keeper,
+            meter=self._quota.meter(owner, model.ref),
+        )
+        return run, turn
 
     def _reasoning_options(self, model: ResolvedModel, effort: str | None) -> dict[str, str]:
         if effort is None:

@@ -281,3 +281,41 @@ def test_history_splits_steps_and_closes_unfinished_tool_calls():
     assert history[2].text == "[]" and not history[2].is_error
     assert history[4].is_error and "interrupted" in history[4].text
     assert history[3].tool_calls[0].arguments == '{"q": 1}'
+
+
+class CountingMeter:
+    """A ``Meter`` that admits ``budget`` steps and records what it was told."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.settled: list[tuple[object, bool]] = []
+
+    async def admit(self, messages) -> bool:
+        if self.budget == 0:
+            return False
+        self.budget -= 1
+        return True
+
+    async def settle(self, output, *, streamed=False) -> None:
+        self.settled.append((output, streamed))
+
+
+async def test_a_step_the_meter_refuses_is_not_started_and_the_turn_stops_with_quota(fake):
+    tool = BarrierTool(1)
+    fake.script(Reply(tool_calls=[("a", "barrier", {"label": "x"})]), Reply(text="never"))
+    meter = CountingMeter(budget=1)
+    turn = replace(turn_for(fake, [tool]), meter=meter)
+    events = await collect_events(registry_of(tool), turn)
+    assert isinstance(events[-1], TurnFinished) and events[-1].stop_reason == "quota"
+    assert sum(isinstance(e, StepFinished) for e in events) == 1
+    assert len(fake.requests) == 1  # the second step never reached the provider
+    [(output, _)] = meter.settled
+    assert output.usage.input_tokens > 0  # settled with the step's real usage
+
+
+async def test_a_failed_step_is_settled_without_output(fake):
+    fake.script(Reply(status=400, body={"error": {"message": "bad request"}}))
+    meter = CountingMeter(budget=5)
+    with pytest.raises(ProviderError):
+        await collect_events(registry_of(), replace(turn_for(fake, []), meter=meter))
+    assert meter.settled == [(None, False)]

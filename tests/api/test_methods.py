@@ -93,4 +93,4 @@ async def test_head_and_options_need_the_password_like_get(make_client):
 async def test_openapi_has_no_head_or_options_operations(client):
     spec = (await client.get("/openapi.json")).json()
     methods = {method for operations in spec["paths"].values() for method in operations}
-    assert methods == {"get", "post", "patch", "delete"}
+    assert methods == {"get", "post", "put", "patch", "delete"}

@@ -76,7 +76,7 @@ def test_error_responses_are_per_route_and_real(spec):
     assert codes(spec, "get", SESSION) == {"200", "400", "401", "404", "422"}
     assert codes(spec, "delete", SESSION) == {"200", "400", "401", "403", "404", "422"}
     assert codes(spec, "post", f"{SESSION}/message") == {
-        *("200", "400", "401", "403", "404", "409", "413", "422", "503")
+        *("200", "400", "401", "403", "404", "409", "413", "422", "429", "503")
     }
     for method, path, operation in operations(spec):
         errors = {code: r for code, r in operation["responses"].items() if code >= "400"}
@@ -84,10 +84,12 @@ def test_error_responses_are_per_route_and_real(spec):
             expected = {"422": "ValidationErrorOut"}.get(code, "ErrorOut")
             if (method, path, code) == ("post", f"{SESSION}/message", "409"):
                 expected = "BusyOut"
+            if code == "429":
+                expected = "QuotaOut"  # {"limit", "used", "resets_at"} too
             if (method, path, code) == ("get", "/health", "503"):
                 expected = "HealthOut"  # {"status": "shutting_down"}: still a health answer
             assert ref(response) == expected, (method, path, code)
-        if method in ("post", "patch", "delete"):
+        if method in ("post", "put", "patch", "delete"):
             assert "403" in errors, (method, path)
         else:
             assert "403" not in errors, (method, path)

@@ -97,3 +97,50 @@ async def test_close_ends_subscriptions_with_a_final_shutdown_event():
     # a subscriber arriving after the close hears the same and ends
     late = [event.type async for _, event in bus.subscribe()]
     assert late == ["server.shutdown"]
+
+
+async def test_a_viewer_receives_only_its_own_sessions_events_and_server_ones():
+    bus = EventBus()
+    bus.own("ses_a", "user-a")
+    bus.own("ses_b", "user-b")
+    mine, admin = bus.subscribe(viewer="user-a"), bus.subscribe()
+    pending = [asyncio.create_task(take(mine, 3)), asyncio.create_task(take(admin, 5))]
+    await asyncio.sleep(0)
+    bus.publish("session.created", id="ses_a")
+    bus.publish("message.part.delta", session_id="ses_b", delta="secret")
+    bus.publish("session.updated", id="ses_unknown")  # owner unknown: only see-all viewers
+    bus.publish("todo.updated", session_id="ses_a", todos=[])
+    bus.publish("server.shutdown")
+    seen, everything = await asyncio.gather(*pending)
+    assert [(e.type, e.properties.get("session_id", e.properties.get("id"))) for _, e in seen] == [
+        ("session.created", "ses_a"),
+        ("todo.updated", "ses_a"),
+        ("server.shutdown", None),
+    ]
+    assert len(everything) == 5
+
+
+async def test_replay_for_a_viewer_skips_other_users_events():
+    bus = EventBus()
+    bus.own("ses_a", "user-a")
+    bus.own("ses_b", "user-b")
+    first = bus.publish("session.created", id="ses_a")
+    bus.publish("session.created", id="ses_b")
+    bus.publish("session.updated", id="ses_a")
+    replay = bus.subscribe(last_event_id=first, viewer="user-b")
+    got = await take(replay, 1)
+    assert [e.properties["id"] for _, e in got] == ["ses_b"]
+
+
+async def test_another_users_burst_never_fills_a_viewers_queue():
+    bus = EventBus(queue_size=5)
+    bus.own("ses_a", "user-a")
+    bus.own("ses_b", "user-b")
+    quiet = bus.subscribe(viewer="user-a")
+    waiting = asyncio.create_task(take(quiet, 1))
+    await asyncio.sleep(0)
+    for n in range(50):  # would drop a subscriber that received them
+        bus.publish("message.part.delta", session_id="ses_b", n=n)
+    bus.publish("session.updated", id="ses_a")
+    [(_, event)] = await waiting
+    assert event.properties == {"id": "ses_a"}

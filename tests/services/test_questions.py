@@ -6,6 +6,7 @@ import pytest
 
 from opencode.core.errors import Conflict, NotFound, OpencodeError
 from opencode.core.ids import utc_now
+from opencode.core.users import LOCAL_CALLER, LOCAL_USER_ID
 from opencode.events.bus import EventBus
 from opencode.services.questions import QuestionBroker
 from opencode.storage.base import QuestionRecord, SessionRecord
@@ -20,7 +21,9 @@ async def store(tmp_path):
     store = SqliteStore(str(tmp_path / "q.db"))
     await store.initialize()
     now = utc_now()
-    await store.create_session(SessionRecord(id="ses_1", title="t", created_at=now, updated_at=now))
+    await store.create_session(
+        SessionRecord(id="ses_1", title="t", created_at=now, updated_at=now, user_id=LOCAL_USER_ID)
+    )
     yield store
     await store.close()
 
@@ -57,23 +60,23 @@ async def test_reply_resumes_the_waiting_tool(store):
     pending = await broker.list_pending()
     assert [q.id for q in pending] == [question.id]
     with pytest.raises(OpencodeError) as wrong_count:
-        await broker.reply(question.id, [["A"], ["B"]])
+        await broker.reply(question.id, [["A"], ["B"]], caller=LOCAL_CALLER)
     assert wrong_count.value.status_code == 422
-    await broker.reply(question.id, [["B"]])
+    await broker.reply(question.id, [["B"]], caller=LOCAL_CALLER)
     assert await waiting == [["B"]]
     assert await broker.list_pending() == []
     stored = await store.get_question(question.id)
     assert stored.status == "answered" and stored.answers == [["B"]]
     with pytest.raises(Conflict):
-        await broker.reply(question.id, [["A"]])
+        await broker.reply(question.id, [["A"]], caller=LOCAL_CALLER)
     with pytest.raises(NotFound):
-        await broker.reject("que_unknown")
+        await broker.reject("que_unknown", caller=LOCAL_CALLER)
 
 
 async def test_reject_raises_a_tool_error(store):
     broker, _ = broker_for(store)
     waiting, question = await asked(broker)
-    await broker.reject(question.id)
+    await broker.reject(question.id, caller=LOCAL_CALLER)
     with pytest.raises(ToolError, match="dismissed"):
         await waiting
     assert (await store.get_question(question.id)).status == "rejected"
@@ -86,7 +89,7 @@ async def test_timeout_expires_the_question(store):
         await ask(broker, questions)
     assert (await store.get_question(questions[0].id)).status == "expired"
     with pytest.raises(Conflict):
-        await broker.reply(questions[0].id, [["A"]])
+        await broker.reply(questions[0].id, [["A"]], caller=LOCAL_CALLER)
 
 
 async def test_cancelling_the_turn_closes_the_question(store):

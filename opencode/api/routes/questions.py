@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from opencode.api.deps import QuestionsDep
+from opencode.api.deps import CallerDep, QuestionsDep
 from opencode.api.errors import error_responses
 from opencode.schemas.common import SafeStr
 from opencode.schemas.questions import QuestionOut, ReplyIn
@@ -19,10 +19,12 @@ ANSWER = {
 
 @router.get("", responses=error_responses(400, 401, 422))
 async def list_questions(
-    questions: QuestionsDep, session_id: Annotated[SafeStr | None, Query()] = None
+    questions: QuestionsDep,
+    caller: CallerDep,
+    session_id: Annotated[SafeStr | None, Query()] = None,
 ) -> list[QuestionOut]:
-    """Pending questions, oldest first."""
-    return await questions.list_pending(session_id)
+    """The caller's pending questions, oldest first."""
+    return await questions.list_pending(session_id, owner=caller.owner_filter)
 
 
 @router.post(
@@ -41,12 +43,14 @@ async def list_questions(
         },
     ),
 )
-async def reply(question_id: SafeStr, body: ReplyIn, questions: QuestionsDep) -> QuestionOut:
-    return await questions.reply(question_id, body.answers)
+async def reply(
+    question_id: SafeStr, body: ReplyIn, questions: QuestionsDep, caller: CallerDep
+) -> QuestionOut:
+    return await questions.reply(question_id, body.answers, caller=caller)
 
 
 @router.post(
     "/{question_id}/reject", responses=error_responses(400, 401, 403, 404, 409, 422, notes=ANSWER)
 )
-async def reject(question_id: SafeStr, questions: QuestionsDep) -> QuestionOut:
-    return await questions.reject(question_id)
+async def reject(question_id: SafeStr, questions: QuestionsDep, caller: CallerDep) -> QuestionOut:
+    return await questions.reject(question_id, caller=caller)

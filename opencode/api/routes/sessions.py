@@ -2,9 +2,16 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 
-from opencode.api.deps import CompactorDep, RunsDep, SessionsDep, SettingsDep, TitlesDep
+from opencode.api.deps import (
+    CallerDep,
+    CompactorDep,
+    RunsDep,
+    SessionsDep,
+    SettingsDep,
+    TitlesDep,
+)
 from opencode.api.errors import error_responses
 from opencode.events.sse import frame, sse_response
 from opencode.schemas.common import SafeStr
@@ -22,9 +29,23 @@ from opencode.schemas.sessions import (
 )
 from opencode.services.run_driver import Run
 
-router = APIRouter(prefix="/session", tags=["sessions"])
-
 MAX_OFFSET = 2**31 - 1  # past SQLite's integer range a query would fail, not answer []
+ALL_PAGE = 10_000  # ``GET /session`` without ``limit``: this many, then a ``Link`` to the next
+
+
+async def owned_session(
+    session_id: Annotated[SafeStr, Path()], caller: CallerDep, sessions: SessionsDep
+) -> None:
+    """Every ``/session/{session_id}/...`` route: another user's session answers 404 exactly as
+    one that does not exist, before the route does anything."""
+    await sessions.check_access(session_id, caller)
+
+
+router = APIRouter(prefix="/session", tags=["sessions"])
+session_router = APIRouter(
+    prefix="/session/{session_id}", tags=["sessions"], dependencies=[Depends(owned_session)]
+)
+
 SSE = {200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}}
 MODEL_CHOICE = {
     400: "bad_request: unknown or unconfigured provider or model, or an empty provider_id or "
@@ -42,31 +63,39 @@ CHANGE = error_responses(400, 401, 403, 404, 422, notes=NO_SESSION)
     responses=error_responses(400, 401, 403, 413, 422, notes=MODEL_CHOICE),
 )
 async def create_session(
-    sessions: SessionsDep, body: Annotated[SessionCreate | None, Body()] = None
+    sessions: SessionsDep, caller: CallerDep, body: Annotated[SessionCreate | None, Body()] = None
 ) -> SessionOut:
-    return await sessions.create(body or SessionCreate())
+    return await sessions.create(body or SessionCreate(), owner=caller.user_id)
 
 
 @router.get("", responses=error_responses(400, 401, 422))
 async def list_sessions(
     sessions: SessionsDep,
+    caller: CallerDep,
+    request: Request,
     response: Response,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int | None, Query(ge=1, le=ALL_PAGE)] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[SessionOut]:
-    """Newest first. The total is in the ``X-Total-Count`` header."""
-    page, total = await sessions.page(limit=limit, offset=offset)
+    """The caller's sessions, newest first: all of them without ``limit`` (up to 10,000 per
+    answer). The total is in ``X-Total-Count``; when more follow, ``Link: <...>; rel="next"``
+    names the next page."""
+    size = limit or ALL_PAGE
+    page, total = await sessions.page(limit=size, offset=offset, owner=caller.owner_filter)
     response.headers["X-Total-Count"] = str(total)
+    if offset + len(page) < total and len(page) == size:
+        following = request.url.include_query_params(limit=size, offset=offset + size)
+        response.headers["Link"] = f'<{following}>; rel="next"'
     return page
 
 
-@router.get("/{session_id}", responses=READ)
+@session_router.get("", responses=READ)
 async def get_session(session_id: SafeStr, sessions: SessionsDep) -> SessionOut:
     return await sessions.get(session_id)
 
 
-@router.patch(
-    "/{session_id}",
+@session_router.patch(
+    "",
     responses=error_responses(400, 401, 403, 404, 413, 422, notes={**MODEL_CHOICE, **NO_SESSION}),
 )
 async def update_session(
@@ -77,13 +106,13 @@ async def update_session(
     return await sessions.update(session_id, body)
 
 
-@router.delete("/{session_id}", responses=CHANGE)
+@session_router.delete("", responses=CHANGE)
 async def delete_session(session_id: SafeStr, sessions: SessionsDep) -> DeletedOut:
     """Deletes the session with its messages, todos and questions; aborts a running turn first."""
     return await sessions.delete(session_id)
 
 
-@router.get("/{session_id}/message", responses=READ)
+@session_router.get("/message", responses=READ)
 async def list_messages(
     session_id: SafeStr,
     sessions: SessionsDep,
@@ -94,8 +123,8 @@ async def list_messages(
     return await sessions.messages(session_id, limit=limit, offset=offset, order=order)
 
 
-@router.post(
-    "/{session_id}/message",
+@session_router.post(
+    "/message",
     response_class=Response,
     responses={
         **SSE,
@@ -107,6 +136,7 @@ async def list_messages(
             409,
             413,
             422,
+            429,
             503,
             notes={
                 400: f"{MODEL_CHOICE[400]}, or reasoning_effort for a model without reasoning",
@@ -126,8 +156,8 @@ async def send_message(
     return _stream(run, after=0, keepalive=settings.keepalive_seconds)
 
 
-@router.get(
-    "/{session_id}/stream",
+@session_router.get(
+    "/stream",
     response_class=Response,
     responses={
         **SSE,
@@ -152,13 +182,13 @@ async def follow_stream(
     return _stream(run, after=last_event_id, keepalive=settings.keepalive_seconds)
 
 
-@router.post("/{session_id}/abort", responses=CHANGE)
+@session_router.post("/abort", responses=CHANGE)
 async def abort(session_id: SafeStr, runs: RunsDep) -> AbortOut:
     return await runs.abort(session_id)
 
 
-@router.post(
-    "/{session_id}/generate-title",
+@session_router.post(
+    "/generate-title",
     responses=error_responses(
         400,
         401,
@@ -166,6 +196,7 @@ async def abort(session_id: SafeStr, runs: RunsDep) -> AbortOut:
         404,
         409,
         422,
+        429,
         502,
         503,
         notes={
@@ -183,13 +214,13 @@ async def generate_title(session_id: SafeStr, titles: TitlesDep) -> TitleOut:
     return await titles.generate(session_id)
 
 
-@router.get("/{session_id}/cost", responses=READ)
+@session_router.get("/cost", responses=READ)
 async def cost(session_id: SafeStr, sessions: SessionsDep) -> CostOut:
     return await sessions.cost(session_id)
 
 
-@router.post(
-    "/{session_id}/compact",
+@session_router.post(
+    "/compact",
     responses=error_responses(
         400,
         401,
@@ -197,6 +228,7 @@ async def cost(session_id: SafeStr, sessions: SessionsDep) -> CostOut:
         404,
         409,
         422,
+        429,
         502,
         503,
         notes={
@@ -213,12 +245,12 @@ async def compact(session_id: SafeStr, runs: RunsDep) -> CompactionStatusOut:
     return await runs.compact(session_id)
 
 
-@router.get("/{session_id}/compaction-status", responses=READ)
+@session_router.get("/compaction-status", responses=READ)
 async def compaction_status(session_id: SafeStr, compactor: CompactorDep) -> CompactionStatusOut:
     return await compactor.status(session_id)
 
 
-@router.get("/{session_id}/todo", responses=READ)
+@session_router.get("/todo", responses=READ)
 async def todos(session_id: SafeStr, sessions: SessionsDep) -> list[TodoOut]:
     return await sessions.todos(session_id)
 
