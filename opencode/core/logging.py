@@ -33,6 +33,20 @@ class OneLineErrors(logging.Filter):
 ONE_LINE_LOGGERS = ("asyncpg.pool",)
 
 
+class RedactedArgs(logging.Filter):
+    """For ``uvicorn app:app``, whose access log has uvicorn's own handler and formatter: the
+    request path's query string can hold ``?access_token=`` (an ``EventSource`` cannot send
+    headers), so the record's arguments are redacted before any handler formats them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+REDACTED_ARGS_LOGGERS = ("uvicorn.access",)
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -51,5 +65,9 @@ def configure_logging(level: str, *, log_sql: bool = False) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, OneLineErrors) for f in logger.filters):
             logger.addFilter(OneLineErrors())
+    for name in REDACTED_ARGS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactedArgs) for f in logger.filters):
+            logger.addFilter(RedactedArgs())
     for driver in SQL_DRIVERS:
         logging.getLogger(driver).setLevel(logging.NOTSET if log_sql else logging.WARNING)

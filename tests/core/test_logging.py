@@ -30,3 +30,53 @@ def test_unknown_log_level_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(ValidationError, match="'loud' is not a log level; use one of .*DEBUG"):
         Settings(_env_file=env_file)
+
+
+def test_uvicorns_access_log_never_shows_an_access_token(tmp_path: Path) -> None:
+    """``uvicorn app:app`` (not our launcher) writes an access log with query strings."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.e2e.server import ROOT, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE_", "SUPABASE_"))}
+    env |= {"PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    log = tmp_path / "uvicorn.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app:app",
+                "--port",
+                str(port),
+                "--app-dir",
+                str(ROOT),
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/health?access_token=tok-very-secret-1234"
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        server.terminate()
+        server.wait(15)
+    text = log.read_text()
+    assert "GET /health?" in text  # the request was logged ...
+    assert "tok-very-secret-1234" not in text  # ... without its token
