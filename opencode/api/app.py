@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HealthOut(status="ok", version=__version__, store=kind)
 
     _describe_tools(app)
+    _describe_auth(app, settings)
     _add_middleware(app, settings)
     return app
 
@@ -151,6 +152,43 @@ def _describe_tools(app: FastAPI) -> None:
             for variant in tools.get("anyOf", [tools]):
                 if variant.get("type") == "array":
                     variant["items"]["enum"] = names
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+SECURITY_SCHEMES = {
+    "password": {"type": "http", "scheme": "basic", "description": "User opencode"},
+    "supabase": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A Supabase access token (supabase.auth.getSession())",
+    },
+}
+
+
+def _describe_auth(app: FastAPI, settings: Settings) -> None:
+    """The schema names the credentials this server's mode takes (so Swagger UI offers an
+    Authorize button); the admin token is a bearer token in every mode."""
+    mode = settings.auth_mode
+    schemes = {}
+    if mode in SECURITY_SCHEMES:
+        schemes[mode] = SECURITY_SCHEMES[mode]
+    if settings.admin_token:
+        schemes["admin"] = {"type": "http", "scheme": "bearer", "description": "The admin token"}
+    if not schemes:
+        return
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        schema["components"]["securitySchemes"] = schemes
+        schema["security"] = [{name: []} for name in schemes]
+        for path, operations in schema["paths"].items():
+            if path == "/health":
+                for operation in operations.values():
+                    operation["security"] = []  # never needs auth
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -155,3 +155,26 @@ async def test_delete_returns_its_model(client):
     session_id = (await client.post("/session")).json()["id"]
     response = await client.delete(f"/session/{session_id}")
     assert response.json() == {"id": session_id, "deleted": True}
+
+
+@pytest.mark.parametrize(
+    ("env", "schemes"),
+    [
+        ({}, None),
+        ({"OPENCODE_SERVER_PASSWORD": "pw"}, {"password"}),
+        ({"SUPABASE_URL": "https://x.supabase.co"}, {"supabase"}),
+        ({"OPENCODE_ADMIN_TOKEN": "a" * 20}, {"admin"}),
+    ],
+)
+def test_the_schema_names_the_credentials_of_the_auth_mode(tmp_path, env, schemes):
+    from opencode.api.app import create_app
+    from opencode.core.settings import Settings
+
+    settings = Settings(_env_file=None, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", **env)
+    spec = create_app(settings).openapi()
+    if schemes is None:
+        assert "security" not in spec
+        return
+    assert set(spec["components"]["securitySchemes"]) == schemes
+    assert spec["security"] == [{name: []} for name in schemes]
+    assert spec["paths"]["/health"]["get"]["security"] == []
