@@ -166,6 +166,7 @@ class Compactor:
                 f"Nothing to compact: session {session_id} has no messages older than the "
                 f"{keep_messages} most recent ones that are not already summarised."
             )
+        await self._quota.check(user_id)  # over quota: 429, and no attempt is recorded
         state = CompactionRecord(
             session_id=session_id,
             status="running",
