@@ -22,6 +22,7 @@ from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
 from opencode.services.compaction import CompactionPolicy, Compactor
 from opencode.services.providers import ProviderCatalog
+from opencode.services.quota import QuotaService
 from opencode.storage.base import CompactionRecord, MessageRecord
 from opencode.storage.sqlite import SqliteStore
 
@@ -68,6 +69,7 @@ async def main(messages: int, kept: int, repeat: int) -> None:
             bus=EventBus(),
             client=None,  # type: ignore[arg-type]  (load() makes no model call)
             catalog=ProviderCatalog(Settings()),
+            quota=QuotaService(store, daily_limit=0),
             policy=CompactionPolicy(),
         )
 
