@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,10 @@ class JwksCache:
             )
         return self._keys[kid]
 
+    def holds(self, kid: str) -> bool:
+        """Whether the last key set fetched still has ``kid`` (no fetch, no await)."""
+        return self._keys is not None and kid in self._keys
+
     async def prime(self) -> bool:
         """Fetch now (at startup) so the first request does not wait; False if that failed."""
         async with self._lock:
@@ -175,6 +180,10 @@ def _from_pyjwt(exc: jwt.PyJWTError, audience: str, issuer: str) -> InvalidToken
     return InvalidToken("malformed token", f"it is not a well-formed JWT ({what})")
 
 
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
     """Verifies a bearer token: a user's (``role`` authenticated) or an admin caller's
     (``role`` service_role, also the legacy service key). Every other role is refused."""
@@ -190,10 +199,34 @@ class TokenVerifier:
     ) -> None:
         self.issuer, self.audience, self.leeway = issuer, audience, leeway
         self._secret, self._jwks = hs256_secret, jwks
+        # A browser sends one token with every request for an hour; parsing and checking it
+        # costs 0.1-0.3 ms each time (bench/bench_auth.py). What verified stays verified for a
+        # minute at most (never past its exp, never once its key has left the JWKS): less than
+        # the JWKS cache already trusts a key.
+        self._verified: OrderedDict[str, tuple[VerifiedToken, float, str | None]] = OrderedDict()
 
     async def verify(self, token: str) -> VerifiedToken:
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too large", f"it is longer than {MAX_TOKEN_CHARS} characters")
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None and now < cached[1] and self._still_signed(cached[2]):
+            self._verified.move_to_end(token)
+            return cached[0]
+        verified, kid = await self._verify(token)
+        until = now + VERIFIED_CACHE_SECONDS
+        if isinstance(exp := verified.claims.get("exp"), int | float):
+            until = min(until, exp)
+        self._verified[token] = (verified, until, kid)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
+
+    def _still_signed(self, kid: str | None) -> bool:
+        return kid is None or (self._jwks is not None and self._jwks.holds(kid))
+
+    async def _verify(self, token: str) -> tuple[VerifiedToken, str | None]:
+        """The token's identity, and the JWKS kid that signed it (None: the HS256 secret)."""
         try:
             header = jwt.get_unverified_header(token)
             # Unverified: it only picks the checks; the decode below verifies what it read.
@@ -215,7 +248,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _from_pyjwt(exc, self.audience, self.issuer) from None
-        return self._identity(claims)
+        return self._identity(claims), (header.get("kid") if alg in ASYMMETRIC else None)
 
     def _checks(self, role: Any) -> tuple[dict[str, Any], str | tuple[str, ...]]:
         """PyJWT's options and the accepted issuers for a token of this (unverified) role."""

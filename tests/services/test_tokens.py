@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import jwt
 import pytest
 
 from opencode.services.tokens import (
@@ -400,3 +401,36 @@ async def test_the_postgrest_emulator_serves_the_same_jwks(
         verifier = TokenVerifier(issuer=auth.issuer, hs256_secret=None, jwks=jwks)
         assert (await verifier.verify(auth.keys.mint("RS256"))).user_id
     assert auth.fetches == 0
+
+
+# ---- verified tokens are remembered briefly ----
+
+
+async def test_a_token_seen_again_is_not_parsed_again(
+    auth: SupabaseAuthServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = verifier_for(auth, http)
+    decodes = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    token = auth.keys.mint("ES256")
+    first = await verifier.verify(token)
+    parsed = len(decodes)
+    for _ in range(100):
+        assert await verifier.verify(token) == first
+    assert len(decodes) == parsed  # answered from what was verified
+    other = auth.keys.mint("ES256")
+    assert (await verifier.verify(other)).user_id != first.user_id
+    assert len(decodes) > parsed
+
+
+async def test_a_remembered_token_is_checked_again_once_its_key_has_left_the_jwks(
+    auth: SupabaseAuthServer, http: httpx.AsyncClient, clock: Clock
+) -> None:
+    verifier = verifier_for(auth, http, clock)
+    token = auth.keys.mint("RS256")
+    await verifier.verify(token)
+    auth.rotate()
+    clock.advance(31)
+    await verifier.verify(auth.keys.mint("RS256"))  # an unknown kid: the JWKS is refetched
+    assert (await refused(verifier, token)).reason == "unknown signing key"
