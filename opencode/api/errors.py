@@ -49,6 +49,20 @@ def error_response(
     )
 
 
+def opencode_error_response(exc: OpencodeError) -> JSONResponse:
+    """The JSON answer to ``exc``: a plain ``OpencodeError`` is named by its status code, a
+    subclass by its own ``error``."""
+    error = (
+        exc.error
+        if type(exc) is not OpencodeError
+        else _HTTP_ERRORS.get(exc.status_code, exc.error)
+    )
+    extra = dict(exc.extra)
+    if exc.status_code == 422:
+        extra.setdefault("errors", [])  # every 422 has the same shape
+    return error_response(exc.status_code, error, exc.message, headers=exc.headers, **extra)
+
+
 def internal_error_response() -> JSONResponse:
     return error_response(500, "internal_error", "The server hit an unexpected error.")
 
@@ -56,13 +70,7 @@ def internal_error_response() -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpencodeError)
     async def opencode_error(request: Request, exc: OpencodeError) -> JSONResponse:
-        error = _HTTP_ERRORS.get(exc.status_code, exc.error)
-        if type(exc) is not OpencodeError:
-            error = exc.error
-        extra = dict(exc.extra)
-        if exc.status_code == 422:
-            extra.setdefault("errors", [])  # every 422 has the same shape
-        return error_response(exc.status_code, error, exc.message, headers=exc.headers, **extra)
+        return opencode_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

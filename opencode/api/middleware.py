@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opencode.api.errors import error_response
+from opencode.api.errors import error_response, opencode_error_response
 from opencode.core.errors import OpencodeError
 from opencode.services.auth import Credentials
 
@@ -46,8 +46,7 @@ class AuthMiddleware:
         try:
             caller = await services.auth.authenticate(_credentials(scope))
         except OpencodeError as exc:
-            response = error_response(exc.status_code, exc.error, exc.message, exc.headers)
-            await response(scope, receive, send)
+            await opencode_error_response(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)

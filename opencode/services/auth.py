@@ -16,7 +16,7 @@ import binascii
 import secrets
 from dataclasses import dataclass
 
-from opencode.core.errors import OpencodeError
+from opencode.core.errors import BadRequest, OpencodeError
 from opencode.core.settings import AuthMode
 from opencode.core.users import LOCAL_CALLER, LOCAL_USER_ID, Caller, is_user_id
 from opencode.services.tokens import JwksCache, TokenVerifier
@@ -74,7 +74,8 @@ class Authenticator:
 
     async def authenticate(self, credentials: Credentials) -> Caller:
         token = credentials.bearer
-        if token is not None and self._is_admin_token(token):
+        # Only from the header: a URL (?access_token=) ends up in proxies' logs.
+        if credentials.authorization and token is not None and self._is_admin_token(token):
             return _admin(credentials.user_id)
         if self.mode == "none":
             return LOCAL_CALLER
@@ -97,7 +98,7 @@ class Authenticator:
         if verified.role == "service_role":
             return _admin(credentials.user_id)
         assert verified.user_id is not None  # the verifier requires a UUID sub for users
-        return Caller(verified.user_id)
+        return Caller(verified.user_id.lower())  # as X-User-Id: one user whatever the case
 
     def _is_admin_token(self, token: str) -> bool:
         return self._admin is not None and secrets.compare_digest(token.encode(), self._admin)
@@ -117,8 +118,7 @@ def _admin(user_id: str | None) -> Caller:
     if user_id is None:
         return Caller(LOCAL_USER_ID, admin=True, everyone=True)
     if not is_user_id(user_id):
-        raise OpencodeError(
-            "X-User-Id must be a user id (a UUID such as 123e4567-e89b-12d3-a456-426614174000).",
-            status_code=400,
+        raise BadRequest(
+            "X-User-Id must be a user id (a UUID such as 123e4567-e89b-12d3-a456-426614174000)."
         )
     return Caller(user_id.lower(), admin=True)

@@ -100,3 +100,12 @@ def test_callers_see_their_own_rows_and_admins_everyones():
     assert alice.owner_filter == alice.user_id
     admin = Caller(alice.user_id, admin=True)
     assert admin.may_see(str(uuid.uuid4())) and admin.owner_filter == alice.user_id
+
+
+async def test_the_admin_token_never_counts_from_the_query_string(supabase):
+    with pytest.raises(InvalidToken):  # verified as a Supabase token, which it is not
+        await supabase.authenticate(Credentials(access_token=ADMIN))
+    password = Authenticator("password", password="s3cret", admin_token=ADMIN)
+    with pytest.raises(OpencodeError) as refused:
+        await password.authenticate(Credentials(access_token=ADMIN))
+    assert refused.value.status_code == 401
