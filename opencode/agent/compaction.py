@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opencode.agent.history import arguments_text
+from opencode.agent.history import arguments_text, imported_text
 from opencode.llm.types import ChatMessage
 from opencode.storage.base import MessageRecord
 
@@ -162,6 +162,8 @@ def _render_part(part: dict[str, Any]) -> list[str]:
             f"[tool call] {part.get('name')}({_clip(arguments, _TRANSCRIPT_TOOL_CHARS)})",
             f"[{label}]\n{_clip(output, _TRANSCRIPT_TOOL_CHARS)}",
         ]
+    if kind == "item":
+        return [_clip(imported_text(part["item"]), _TRANSCRIPT_TOOL_CHARS)]
     return []
 
 

@@ -2,7 +2,9 @@
 
 An assistant message holds several steps (split at ``step-start`` parts); each step becomes one
 assistant message followed by one tool message per call. A call that never finished (abort,
-crash) still gets a result, because every provider rejects a tool call without one.
+crash) still gets a result, because every provider rejects a tool call without one. An item
+imported from a Codex history that this server cannot run (an ``item`` part) is shown to the
+model as text where it stood.
 """
 
 import json
@@ -13,6 +15,7 @@ from opencode.llm.types import ChatMessage, Reasoning, ToolCall
 from opencode.storage.base import MessageRecord
 
 INTERRUPTED = "Tool execution was interrupted before it finished."
+IMPORTED_CHARS = 4_000  # of one imported item's JSON shown to the model (images can be huge)
 
 
 def build_history(records: Iterable[MessageRecord]) -> list[ChatMessage]:
@@ -28,7 +31,7 @@ def build_history(records: Iterable[MessageRecord]) -> list[ChatMessage]:
 def _assistant_messages(parts: list[dict[str, Any]]) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     for step in _split_steps(parts):
-        text = "".join(p["text"] for p in step if p["type"] == "text")
+        text = _step_text(step)
         reasoning = tuple(
             Reasoning(p.get("text", ""), p.get("signature"), p.get("redacted"))
             for p in step
@@ -43,6 +46,31 @@ def _assistant_messages(parts: list[dict[str, Any]]) -> list[ChatMessage]:
         out.append(ChatMessage("assistant", text, reasoning=reasoning, tool_calls=calls))
         out.extend(_tool_result(p) for p in tools)
     return out
+
+
+def _step_text(step: list[dict[str, Any]]) -> str:
+    """The step's text, with each imported item as a paragraph of its own where it stood."""
+    pieces: list[str] = []
+    text = ""
+    for part in step:
+        if part["type"] == "text":
+            text += part["text"]
+        elif part["type"] == "item":
+            if text:
+                pieces.append(text)
+                text = ""
+            pieces.append(imported_text(part["item"]))
+    if text:
+        pieces.append(text)
+    return "\n\n".join(pieces)
+
+
+def imported_text(item: dict[str, Any]) -> str:
+    """An imported Codex item as the model sees it: ``[Imported <type> item] <json>``."""
+    body = json.dumps(item, ensure_ascii=False)
+    if len(body) > IMPORTED_CHARS:
+        body = f"{body[:IMPORTED_CHARS]} [... {len(body) - IMPORTED_CHARS} characters omitted]"
+    return f"[Imported {item.get('type')} item] {body}"
 
 
 def _split_steps(parts: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

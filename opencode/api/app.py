@@ -21,7 +21,15 @@ from opencode.api.middleware import (
     BodyLimitMiddleware,
     MethodsMiddleware,
 )
-from opencode.api.routes import events, providers, questions, sessions, tools, usage
+from opencode.api.routes import (
+    events,
+    providers,
+    questions,
+    session_items,
+    sessions,
+    tools,
+    usage,
+)
 from opencode.core.logging import configure_logging
 from opencode.core.settings import Settings
 from opencode.schemas.common import HealthOut
@@ -55,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         sessions.router,
         sessions.session_router,
+        session_items.router,
         providers.router,
         events.router,
         questions.router,

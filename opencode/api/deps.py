@@ -15,6 +15,7 @@ from opencode.core.users import Caller
 from opencode.events.bus import EventBus
 from opencode.llm.router import ProviderRouter
 from opencode.services.auth import Authenticator
+from opencode.services.codex_history import CodexHistory
 from opencode.services.compaction import Compactor
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
@@ -37,6 +38,7 @@ class Services:
     questions: QuestionBroker
     runs: RunManager
     sessions: SessionService
+    history: CodexHistory
     titles: TitleService
     compactor: Compactor
     registry: ToolRegistry
@@ -74,6 +76,10 @@ def get_sessions(request: Request) -> SessionService:
     return get_services(request).sessions
 
 
+def get_history(request: Request) -> CodexHistory:
+    return get_services(request).history
+
+
 def get_titles(request: Request) -> TitleService:
     return get_services(request).titles
 
@@ -104,6 +110,7 @@ CatalogDep = Annotated[ProviderCatalog, Depends(get_catalog)]
 QuestionsDep = Annotated[QuestionBroker, Depends(get_questions)]
 RunsDep = Annotated[RunManager, Depends(get_runs)]
 SessionsDep = Annotated[SessionService, Depends(get_sessions)]
+HistoryDep = Annotated[CodexHistory, Depends(get_history)]
 TitlesDep = Annotated[TitleService, Depends(get_titles)]
 CompactorDep = Annotated[Compactor, Depends(get_compactor)]
 RegistryDep = Annotated[ToolRegistry, Depends(get_registry)]

@@ -30,6 +30,7 @@ from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.router import ProviderRouter
 from opencode.services.auth import Authenticator
+from opencode.services.codex_history import CodexHistory
 from opencode.services.compaction import CompactionPolicy, Compactor
 from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog
@@ -149,6 +150,7 @@ def build_services(settings: Settings) -> Services:
         questions=questions,
         runs=runs,
         sessions=SessionService(store=store, bus=bus, catalog=catalog, runs=runs),
+        history=CodexHistory(store=store, bus=bus, runs=runs),
         titles=titles,
         registry=registry,
         compactor=compactor,

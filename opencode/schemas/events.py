@@ -1,4 +1,5 @@
-"""The closed union of events a message stream carries. Names and fields are public API.
+"""The closed union of events a message stream carries. Names and fields are public API,
+except the ``INTERNAL_EVENTS``, which only other wire formats (Codex) are made from.
 
 Every stream ends with exactly one ``done`` (completed, max_steps or aborted) or ``error``.
 """
@@ -110,6 +111,17 @@ class ErrorEvent(BaseModel):
     status_code: int | None = None
 
 
+class ItemsCompleted(BaseModel):
+    """Internal: never sent in the default stream. The OpenAI Responses / Codex
+    ``ResponseItem``s the turn has just finalised (``events/codex_items.py`` made them), in
+    history order, which the Codex stream sends as ``rawResponseItem/completed``. ``turn_id``
+    is the id of the user message that started the turn."""
+
+    type: Literal["items_completed"] = "items_completed"
+    turn_id: str
+    items: list[dict[str, Any]]
+
+
 StreamEvent = Annotated[
     MessageStart
     | StepStart
@@ -122,10 +134,12 @@ StreamEvent = Annotated[
     | CompactionEvent
     | RetryEvent
     | Done
-    | ErrorEvent,
+    | ErrorEvent
+    | ItemsCompleted,
     Field(discriminator="type"),
 ]
 FINAL_EVENTS = (Done, ErrorEvent)
+INTERNAL_EVENTS = (ItemsCompleted,)  # in the run's log for other encoders; the default skips them
 
 
 class ResyncEvent(BaseModel):

@@ -11,6 +11,11 @@ from opencode.schemas.common import ModelId, Money, ProviderId, SafeStr, UsageOu
 class TextPart(BaseModel):
     type: Literal["text"] = "text"
     text: str
+    phase: Literal["commentary", "final_answer"] | None = Field(
+        None,
+        description="Codex message phase, stored for imported text; when absent the export "
+        "derives it (final_answer for text after the last tool call of a completed message)",
+    )
 
 
 class ReasoningPart(BaseModel):
@@ -18,6 +23,11 @@ class ReasoningPart(BaseModel):
     text: str
     signature: str | None = None
     redacted: str | None = None
+    item_id: str | None = Field(None, description="The id of the imported reasoning item")
+    summary: list[str] | None = Field(None, description="An imported item's summary texts")
+    encrypted_content: str | None = Field(
+        None, description="An imported item's opaque blob (never replayed to a provider)"
+    )
 
 
 class ToolPart(BaseModel):
@@ -25,8 +35,14 @@ class ToolPart(BaseModel):
     call_id: str
     name: str
     arguments: Any
+    arguments_json: str | None = Field(
+        None, description="The arguments exactly as the model sent them (JSON text)"
+    )
     state: Literal["pending", "running", "completed", "error"]
     output: str | None = None
+    output_content: list[dict[str, Any]] | None = Field(
+        None, description="An imported output's content items (text, images); output has the text"
+    )
 
 
 class StepStartPart(BaseModel):
@@ -54,8 +70,23 @@ class CompactionPart(BaseModel):
     tokens_after: int
 
 
+class ItemPart(BaseModel):
+    """A Codex / Responses ``ResponseItem`` imported as it was (``POST /session/{id}/items``)
+    that this server cannot run (a shell call, a web search, a developer message, ...): the
+    export gives it back unchanged, and the model sees it as text context."""
+
+    type: Literal["item"] = "item"
+    item: dict[str, Any]
+
+
 Part = Annotated[
-    TextPart | ReasoningPart | ToolPart | StepStartPart | StepFinishPart | CompactionPart,
+    TextPart
+    | ReasoningPart
+    | ToolPart
+    | StepStartPart
+    | StepFinishPart
+    | CompactionPart
+    | ItemPart,
     Field(discriminator="type"),
 ]
 

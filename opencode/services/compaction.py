@@ -77,6 +77,7 @@ class Context:
     summary: str | None
     records: list[MessageRecord]
     state: CompactionRecord | None
+    summary_record: MessageRecord | None = None  # the summary message a compaction just stored
 
     def messages(self) -> list[ChatMessage]:
         head = [summary_message(self.summary)] if self.summary else []
@@ -145,6 +146,7 @@ class Compactor:
         before_seq: int | None = None,
         emit: Emit | None = None,
         client: ModelClient | None = None,
+        turn_id: str | None = None,
     ) -> Context:
         """Fold what is older than the ``keep_messages`` most recent messages (of those before
         ``before_seq``) into a summary and return the new context.
@@ -196,7 +198,7 @@ class Compactor:
                 folded_through_seq=fold.folded[-1].seq,
                 compactions=state.compactions + 1,
             )
-            summary = await self._store_summary(done, model, output)
+            summary = await self._store_summary(done, model, output, parent_id=turn_id)
             done = replace(done, summary_message_id=summary.id)
             await self._store.save_compaction(done)
         except asyncio.CancelledError:
@@ -230,7 +232,7 @@ class Compactor:
         )
         self._bus.publish("message.created", session_id=session_id, id=summary.id, role="assistant")
         self._bus.publish("session.updated", id=session_id)
-        return replace(after, state=done)
+        return replace(after, state=done, summary_record=summary)
 
     async def _summarise(
         self,
@@ -267,10 +269,16 @@ class Compactor:
         return output
 
     async def _store_summary(
-        self, state: CompactionRecord, model: ResolvedModel, output: StepOutput
+        self,
+        state: CompactionRecord,
+        model: ResolvedModel,
+        output: StepOutput,
+        *,
+        parent_id: str | None,
     ) -> MessageRecord:
         """The summary message goes at the end of the session, where the compaction happened;
-        its tokens and cost count like any step's."""
+        its tokens and cost count like any step's. One made during a turn has the turn's user
+        message as its parent, so its Codex items carry that turn's id, live and exported."""
         summary = output.text.strip()
         record = await self._store.add_message(
             new_message(
@@ -279,6 +287,7 @@ class Compactor:
                 "completed",
                 parts=[_summary_part(state, summary)],
                 content=summary,
+                parent_id=parent_id,
                 model=model.ref,
                 usage=asdict(output.usage),
                 cost=output.cost,

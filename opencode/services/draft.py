@@ -71,6 +71,7 @@ class Draft:
             "call_id": call.id,
             "name": call.name,
             "arguments": parse_arguments(call.arguments),
+            "arguments_json": call.arguments,
             "state": "pending",
             "output": None,
         }

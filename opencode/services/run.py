@@ -30,6 +30,7 @@ class Run:
     message_id: str
     model: ResolvedModel
     ids: EventIds
+    turn_id: str = ""  # the user message that started the turn
     draft: Draft = field(default_factory=Draft)
     task: asyncio.Task | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -70,6 +71,10 @@ class Run:
         self._closed = True
         self._changed.set()
 
+    def issued(self, event_id: int) -> bool:
+        """Whether this run's log holds ``event_id`` (so a stream can resume after it)."""
+        return bool(self._ids) and self._ids[0] <= event_id <= self._ids[-1]
+
     async def follow(
         self, last_event_id: int | None = None
     ) -> AsyncIterator[tuple[int | None, StreamEvent | ResyncEvent]]:
@@ -79,7 +84,7 @@ class Run:
         whole turn from its start."""
         start = 0
         if last_event_id:
-            if self._ids and self._ids[0] <= last_event_id <= self._ids[-1]:
+            if self.issued(last_event_id):
                 start = bisect.bisect_right(self._ids, last_event_id)
             else:
                 yield None, ResyncEvent(reason=self._resync_reason(last_event_id))

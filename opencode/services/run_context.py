@@ -8,9 +8,11 @@ compactor; the run goes on with the full context.
 
 from opencode.agent.compaction import prune_tool_outputs
 from opencode.core.errors import OpencodeError
+from opencode.events import codex_items
 from opencode.llm.types import ChatMessage, ModelClient, Usage
 from opencode.services.compaction import Compactor, Context, Emit
 from opencode.services.providers import ResolvedModel
+from opencode.services.run_items import log_items
 from opencode.storage.base import CompactionTrigger, MessageRecord
 
 
@@ -93,9 +95,13 @@ class RunContext:
                 before_seq=self._user.seq,
                 emit=self._emit,
                 client=self._client,
+                turn_id=self._user.id,
             )
         except OpencodeError:  # recorded and announced; go on with the full context
             return None
+        if after.summary_record is not None:
+            summary = after.summary_record
+            log_items(self._emit, self._user.id, lambda: codex_items.message_items(summary))
         compacted = after.messages()
         this_turn = messages[self._before_turn :]
         self._before_turn = len(compacted)

@@ -46,6 +46,7 @@ from opencode.schemas.events import (
 )
 from opencode.services.questions import QuestionBroker
 from opencode.services.run import Run
+from opencode.services.run_items import TurnItems
 from opencode.services.todos import TodoService
 from opencode.storage.base import MessageStatus, StepUsage, Store
 from opencode.tools.base import ToolContext
@@ -100,6 +101,7 @@ class RunDriver:
         self._bus = bus
         self._max_steps = max_steps
         self._flushed_at = time.monotonic()
+        self._items = TurnItems(run.emit, message_id=run.message_id, turn_id=run.turn_id)
 
     async def apply(self, event: AgentEvent) -> None:
         run, draft = self.run, self.run.draft
@@ -138,6 +140,7 @@ class RunDriver:
                     is_error=event.result.is_error,
                 )
             )
+            self._items.tool_finished(draft.parts, event.call.id)
             await self.flush()
         elif isinstance(event, TurnFinished):
             await self.finish("completed", event.stop_reason)
@@ -145,6 +148,7 @@ class RunDriver:
     async def _step_finished(self, event: StepFinished) -> None:
         output = event.output
         self.run.draft.step_finish(event.step_number, output)
+        self._items.step_finished(self.run.draft.parts)
         # The step's part and its usage in the session totals land in one write.
         step = StepUsage(model=self.run.model.ref, usage=asdict(output.usage), cost=output.cost)
         await self.flush(step=step)
@@ -177,6 +181,7 @@ class RunDriver:
         if self.run.ended:
             return
         stored = await self._final_flush(status=status)
+        self._items.ending(self.run.draft.parts)
         self.run.emit(
             Done(
                 message_id=self.run.message_id,
@@ -195,6 +200,7 @@ class RunDriver:
             return
         error = redact(scrub(error))
         stored = await self._final_flush(status="error", error=error)
+        self._items.ending(self.run.draft.parts)
         self.run.emit(
             ErrorEvent(error=error, message_id=self.run.message_id, status_code=status_code)
         )

@@ -11,7 +11,8 @@ as ``error`` so their sessions take new messages.
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,10 @@ class _Reserved:
     message_id: str
 
 
+class _Importing:
+    """A session claimed by a history import (``claim``)."""
+
+
 class RunManager:
     def __init__(
         self,
@@ -79,7 +84,7 @@ class RunManager:
         self._compactor = compactor
         self._gate = gate
         self._turn_timeout = turn_timeout
-        self._runs: dict[str, Run | _Reserved] = {}
+        self._runs: dict[str, Run | _Reserved | _Importing] = {}
         self._compactions: dict[str, asyncio.Task[Context]] = {}  # on-demand compactions
 
     def is_busy(self, session_id: str) -> bool:
@@ -126,6 +131,18 @@ class RunManager:
         )
         run.task = asyncio.create_task(self._own(run, body_coro), name=f"run:{run.message_id}")
         return run
+
+    @contextmanager
+    def claim(self, session_id: str) -> Iterator[None]:
+        """Hold the session for a change that is not a turn (a history import): 409 while a
+        turn or a compaction runs in it; until the block ends, turns and compactions get 409."""
+        self._check_free(session_id)
+        claimed = self._runs[session_id] = _Importing()
+        try:
+            yield
+        finally:
+            if self._runs.get(session_id) is claimed:
+                del self._runs[session_id]
 
     async def compact(self, session_id: str) -> CompactionStatusOut:
         """Compact now, keeping only the latest exchange verbatim. The compaction is owned
@@ -217,11 +234,14 @@ class RunManager:
                 "This session is being compacted; wait for it to finish (GET "
                 f"/session/{session_id}/compaction-status) or POST /session/{session_id}/abort."
             )
-        if session_id in self._runs:
+        held = self._runs.get(session_id)
+        if isinstance(held, _Importing):
+            raise Conflict("A history is being imported into this session; retry in a moment.")
+        if held is not None:
             raise Conflict(
                 "A reply is already being generated in this session; wait for it to finish "
                 f"or POST /session/{session_id}/abort.",
-                message_id=self._runs[session_id].message_id,
+                message_id=held.message_id,
             )
 
     async def _own(self, run: Run, body: Coroutine[Any, Any, None]) -> None:

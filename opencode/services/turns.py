@@ -9,6 +9,7 @@ from opencode.agent.loop import Turn
 from opencode.core.errors import BadRequest, OpencodeError
 from opencode.core.ids import EventIds
 from opencode.core.users import LOCAL_USER_ID
+from opencode.events import codex_items
 from opencode.events.bus import EventBus
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
 from opencode.schemas.events import MessageStart
@@ -19,6 +20,7 @@ from opencode.services.quota import QuotaService
 from opencode.services.records import new_message, require_session
 from opencode.services.run import Run
 from opencode.services.run_context import RunContext
+from opencode.services.run_items import log_items
 from opencode.storage.base import Store
 from opencode.tools.registry import ToolRegistry
 
@@ -91,12 +93,19 @@ class TurnBuilder:
         )
         if (body.provider_id or body.model_id) and session.model != model.ref:
             await self._store.update_session(session_id, model=model.ref)  # the choice sticks
-        run = Run(session_id=session_id, message_id=assistant.id, model=model, ids=self._ids)
+        run = Run(
+            session_id=session_id,
+            message_id=assistant.id,
+            model=model,
+            ids=self._ids,
+            turn_id=user.id,
+        )
         run.emit(
             MessageStart(
                 message_id=assistant.id, parent_id=user.id, session_id=session_id, model=model.ref
             )
         )
+        log_items(run.emit, user.id, lambda: codex_items.message_items(user))
         for record in (user, assistant):
             self._bus.publish(
                 "message.created", session_id=session_id, id=record.id, role=record.role

@@ -1,4 +1,5 @@
-"""``/session``: sessions, messages (send = SSE stream), abort, cost, title, todos, compaction."""
+"""``/session``: sessions, messages (send = SSE stream), abort, cost, title, todos, compaction.
+The history as Codex items is in ``session_items.py``, behind the same owner check."""
 
 from typing import Annotated, Literal
 
@@ -13,7 +14,7 @@ from opencode.api.deps import (
     TitlesDep,
 )
 from opencode.api.errors import error_responses
-from opencode.events.sse import frame, sse_response
+from opencode.api.streams import STREAM_CONTENT, StreamWireDep, stream_response
 from opencode.schemas.common import SafeStr
 from opencode.schemas.messages import MessageCreate, MessagePage
 from opencode.schemas.sessions import (
@@ -27,9 +28,12 @@ from opencode.schemas.sessions import (
     TitleOut,
     TodoOut,
 )
-from opencode.services.run_driver import Run
 
 MAX_OFFSET = 2**31 - 1  # past SQLite's integer range a query would fail, not answer []
+# A page of a session's messages (``/message``, and ``/items``, whose pages count messages too)
+PageLimit = Annotated[int | None, Query(ge=1, le=1000)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+PageOrder = Annotated[Literal["asc", "desc"], Query()]
 ALL_PAGE = 10_000  # ``GET /session`` without ``limit``: this many, then a ``Link`` to the next
 
 
@@ -46,7 +50,7 @@ session_router = APIRouter(
     prefix="/session/{session_id}", tags=["sessions"], dependencies=[Depends(owned_session)]
 )
 
-SSE = {200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}}
+SSE = STREAM_CONTENT
 MODEL_CHOICE = {
     400: "bad_request: unknown or unconfigured provider or model, or an empty provider_id or "
     "model_id"
@@ -116,9 +120,9 @@ async def delete_session(session_id: SafeStr, sessions: SessionsDep) -> DeletedO
 async def list_messages(
     session_id: SafeStr,
     sessions: SessionsDep,
-    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    limit: PageLimit = None,
+    offset: PageOffset = 0,
+    order: PageOrder = "asc",
 ) -> MessagePage:
     return await sessions.messages(session_id, limit=limit, offset=offset, order=order)
 
@@ -150,10 +154,14 @@ async def list_messages(
     },
 )
 async def send_message(
-    session_id: SafeStr, body: MessageCreate, runs: RunsDep, settings: SettingsDep
+    session_id: SafeStr,
+    body: MessageCreate,
+    runs: RunsDep,
+    settings: SettingsDep,
+    wire: StreamWireDep,
 ) -> Response:
     run = await runs.start(session_id, body)
-    return _stream(run, after=0, keepalive=settings.keepalive_seconds)
+    return stream_response(run, wire, after=0, keepalive=settings.keepalive_seconds)
 
 
 @session_router.get(
@@ -174,12 +182,13 @@ async def follow_stream(
     session_id: SafeStr,
     runs: RunsDep,
     settings: SettingsDep,
+    wire: StreamWireDep,
     last_event_id: Annotated[int, Header(ge=0)] = 0,
 ) -> Response:
     """Re-attach to the turn running in this session (after a disconnect): replays the
     stream from ``Last-Event-ID``, then follows it live. 404 when nothing is running."""
     run = await runs.follow(session_id)
-    return _stream(run, after=last_event_id, keepalive=settings.keepalive_seconds)
+    return stream_response(run, wire, after=last_event_id, keepalive=settings.keepalive_seconds)
 
 
 @session_router.post("/abort", responses=CHANGE)
@@ -253,11 +262,3 @@ async def compaction_status(session_id: SafeStr, compactor: CompactorDep) -> Com
 @session_router.get("/todo", responses=READ)
 async def todos(session_id: SafeStr, sessions: SessionsDep) -> list[TodoOut]:
     return await sessions.todos(session_id)
-
-
-def _stream(run: Run, *, after: int, keepalive: float) -> Response:
-    async def frames():
-        async for event_id, event in run.follow(after):
-            yield frame(event_id, event)
-
-    return sse_response(frames(), keepalive=keepalive)
