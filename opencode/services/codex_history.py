@@ -1,6 +1,7 @@
 """A session's history as Codex ``ResponseItem``s: the export (a page of messages' items) and
 the import (items appended as messages)."""
 
+import asyncio
 from typing import Any
 
 from opencode.core.errors import OpencodeError
@@ -41,7 +42,8 @@ class CodexHistory:
     async def append(self, session_id: str, items: list[dict[str, Any]]) -> CodexItemsImported:
         """Store ``items`` as messages after the session's last one: all of them or, with a
         422 naming each bad item and field, none; 409 while something runs in the session."""
-        _check(items)
+        # jsonschema tries every ResponseItem branch: a 1 MB history is seconds of CPU
+        await asyncio.to_thread(_check, items)
         await require_session(self._store, session_id)
         with self._runs.claim(session_id):
             ids = await self._store_messages(session_id, items)

@@ -205,13 +205,11 @@ class Compactor:
             await asyncio.shield(self._failed(state, "Aborted before the summary was finished."))
             announce("failed", error="aborted")
             raise
-        except QuotaExceeded as exc:
-            await self._failed(state, exc.message)
-            announce("failed", error=exc.message)
-            raise
         except (ProviderError, OpencodeError) as exc:
             await self._failed(state, exc.message)
             announce("failed", error=exc.message)
+            if isinstance(exc, QuotaExceeded):
+                raise  # a 429 stays a 429
             raise UpstreamError(f"Compaction failed: {exc.message}") from None
         except Exception:
             reference = new_id("err")

@@ -7,6 +7,8 @@ starts only while ``used + reserved < limit``, so the day's total exceeds the li
 the calls that were already running. Nothing here runs on the per-chunk path.
 """
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
@@ -16,7 +18,9 @@ from opencode.core.errors import OpencodeError
 from opencode.core.ids import utc_now
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest, StepOutput, StreamChunk
 from opencode.schemas.usage import LimitOut, ModelDayOut, UsageOut
-from opencode.storage.base import DailyUsage, Store
+from opencode.storage.base import DailyUsage, QuotaDecision, Store
+
+log = logging.getLogger(__name__)
 
 
 class QuotaExceeded(OpencodeError):
@@ -51,11 +55,15 @@ class QuotaService:
         return self._clock().date()
 
     async def check(self, user_id: str) -> None:
-        """Before a turn (or a title): 429 when the user has no tokens left today."""
+        """Before a turn (or a title): 429 when the user has no tokens left today, counting the
+        calls running now as ``reserve_tokens`` does, so a turn this lets in gets its first step."""
         now = self._clock()
-        used, limit = await self._standing(user_id, now.date())
-        if limit and used >= limit:
-            raise QuotaExceeded(limit=limit, used=used, resets_at=next_midnight(now), now=now)
+        day = await self._store.daily_usage(user_id, now.date())
+        limit = await self._limit(user_id)
+        if limit and day.total_tokens + day.reserved >= limit:
+            raise QuotaExceeded(
+                limit=limit, used=day.total_tokens, resets_at=next_midnight(now), now=now
+            )
 
     async def usage(self, user_id: str) -> UsageOut:
         now = self._clock()
@@ -79,28 +87,25 @@ class QuotaService:
     def metered(self, client: ModelClient, user_id: str, model: str) -> ModelClient:
         """``client`` with every call reserved and settled for ``user_id``; a call the quota
         refuses raises ``QuotaExceeded`` before anything is sent."""
-        return MeteredClient(client, self.meter(user_id, model))
-
-    async def _standing(self, user_id: str, day: date) -> tuple[int, int]:
-        usage = await self._store.daily_usage(user_id, day)
-        return usage.total_tokens, await self._limit(user_id)
+        return MeteredClient(client, lambda: self.meter(user_id, model))
 
     async def _limit(self, user_id: str) -> int:
         override = await self._store.get_user_limit(user_id)
         return self.default_limit if override is None else override
 
-    async def _reserve(self, user_id: str, tokens: int) -> tuple[date, int] | None:
-        """The reservation (its day and size), or None when the quota refuses the call."""
+    async def _reserve(self, user_id: str, tokens: int) -> tuple[date, QuotaDecision]:
+        """The store's decision, and the day the reservation (if allowed) is held on."""
         now = self._clock()
         decision = await self._store.reserve_tokens(
             user_id, now.date(), tokens, default_limit=self.default_limit
         )
-        return (now.date(), tokens) if decision.allowed else None
+        return now.date(), decision
 
-    async def _refusal(self, user_id: str) -> QuotaExceeded:
+    def _refusal(self, decision: QuotaDecision) -> QuotaExceeded:
         now = self._clock()
-        used, limit = await self._standing(user_id, now.date())
-        return QuotaExceeded(limit=limit, used=used, resets_at=next_midnight(now), now=now)
+        return QuotaExceeded(
+            limit=decision.limit, used=decision.used, resets_at=next_midnight(now), now=now
+        )
 
 
 class StepMeter:
@@ -111,11 +116,15 @@ class StepMeter:
         self.user_id = user_id
         self._model = model
         self._held: tuple[date, int] | None = None
+        self._refused: QuotaDecision | None = None
 
     async def admit(self, messages: Sequence[ChatMessage]) -> bool:
         """Reserve the prompt's estimated tokens; False when the user is over the limit."""
-        self._held = await self._quota._reserve(self.user_id, max(1, estimate_tokens(messages)))
-        return self._held is not None
+        tokens = max(1, estimate_tokens(messages))
+        day, decision = await self._quota._reserve(self.user_id, tokens)
+        self._held = (day, tokens) if decision.allowed else None
+        self._refused = None if decision.allowed else decision
+        return decision.allowed
 
     async def settle(self, output: StepOutput | None, *, streamed: bool = False) -> None:
         """Record the call's usage and release its reservation. A call cut short (``output``
@@ -130,7 +139,7 @@ class StepMeter:
             cost = output.cost
         else:
             tokens_in, tokens_out, cost = (reserved if streamed else 0), 0, 0.0
-        await self._quota._store.settle_tokens(
+        settle = self._quota._store.settle_tokens(
             self.user_id,
             day,
             reserved=reserved,
@@ -139,22 +148,32 @@ class StepMeter:
             output_tokens=tokens_out,
             cost=cost,
         )
+        # Bookkeeping never changes how a turn ends (an abort stays an abort, an answer an
+        # answer), and a second cancel cannot cut the write short; a settle that fails leaves
+        # the reservation to expire after RESERVATION_TTL.
+        try:
+            await asyncio.shield(settle)
+        except Exception as exc:  # the store's own errors say what failed, in one line
+            log.warning("could not record a model call of user %s: %s", self.user_id, exc)
 
-    async def refusal(self) -> QuotaExceeded:
-        return await self._quota._refusal(self.user_id)
+    def refusal(self) -> QuotaExceeded:
+        """The 429 for the call ``admit`` just refused, with the figures it refused on."""
+        assert self._refused is not None
+        return self._quota._refusal(self._refused)
 
 
 class MeteredClient:
     """A ``ModelClient`` whose calls are admitted and settled by a ``StepMeter`` (titles and
     summaries; turn steps are metered by the loop itself, between steps)."""
 
-    def __init__(self, inner: ModelClient, meter: StepMeter) -> None:
+    def __init__(self, inner: ModelClient, meter: Callable[[], StepMeter]) -> None:
         self.inner = inner
-        self._meter = meter
+        self._meter = meter  # one per call, so overlapping calls hold their own reservations
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
-        if not await self._meter.admit(request.messages):
-            raise await self._meter.refusal()
+        meter = self._meter()
+        if not await meter.admit(request.messages):
+            raise meter.refusal()
         output: StepOutput | None = None
         streamed = False
         try:
@@ -165,7 +184,7 @@ class MeteredClient:
                     streamed = True
                 yield chunk
         finally:
-            await self._meter.settle(output, streamed=streamed)
+            await meter.settle(output, streamed=streamed)
 
 
 def _usage_out(user_id: str, day: DailyUsage, limit: int, resets_at: datetime) -> UsageOut:

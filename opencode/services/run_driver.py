@@ -140,7 +140,7 @@ class RunDriver:
                     is_error=event.result.is_error,
                 )
             )
-            self._items.tool_finished(draft.parts, event.call.id)
+            self._log_items(self._items.tool_finished, draft.parts, event.call.id)
             await self.flush()
         elif isinstance(event, TurnFinished):
             await self.finish("completed", event.stop_reason)
@@ -148,7 +148,7 @@ class RunDriver:
     async def _step_finished(self, event: StepFinished) -> None:
         output = event.output
         self.run.draft.step_finish(event.step_number, output)
-        self._items.step_finished(self.run.draft.parts)
+        self._log_items(self._items.step_finished, self.run.draft.parts)
         # The step's part and its usage in the session totals land in one write.
         step = StepUsage(model=self.run.model.ref, usage=asdict(output.usage), cost=output.cost)
         await self.flush(step=step)
@@ -161,6 +161,13 @@ class RunDriver:
             )
         )
         self._bus.publish("session.updated", id=self.run.session_id)
+
+    def _log_items(self, log_step: Any, *args: Any) -> None:
+        """Codex items are a view of the turn: a fault there costs raw items, never the turn."""
+        try:
+            log_step(*args)
+        except Exception:
+            log.exception("could not log the Codex items of message %s", self.run.message_id)
 
     def retrying(self, attempt: int, error: ProviderError, delay: float) -> None:
         """``on_retry`` of this run's model client: the retry goes into the message stream
@@ -181,7 +188,7 @@ class RunDriver:
         if self.run.ended:
             return
         stored = await self._final_flush(status=status)
-        self._items.ending(self.run.draft.parts)
+        self._log_items(self._items.ending, self.run.draft.parts)
         self.run.emit(
             Done(
                 message_id=self.run.message_id,
@@ -200,7 +207,7 @@ class RunDriver:
             return
         error = redact(scrub(error))
         stored = await self._final_flush(status="error", error=error)
-        self._items.ending(self.run.draft.parts)
+        self._log_items(self._items.ending, self.run.draft.parts)
         self.run.emit(
             ErrorEvent(error=error, message_id=self.run.message_id, status_code=status_code)
         )

@@ -112,8 +112,6 @@ CONNECTION_ERRORS = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    # "cannot switch to state ...": a pooled connection the server just terminated
-    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # "not currently accepting connections"
@@ -133,12 +131,21 @@ def _answers_outages(cls: type) -> type:
     return cls
 
 
+def _is_outage(exc: Exception) -> bool:
+    """A connection error, or asyncpg's "cannot switch to state ..." on a pooled connection the
+    server just terminated: that exact class only (its subclasses, protocol or schema-cache
+    errors, are bugs, not outages)."""
+    return isinstance(exc, CONNECTION_ERRORS) or type(exc) is asyncpg.InternalClientError
+
+
 def _outage_wrapper(method: Any) -> Any:
     @functools.wraps(method)
     async def wrapper(self: "PostgresStore", *args: Any, **kwargs: Any) -> Any:
         try:
             return await method(self, *args, **kwargs)
-        except CONNECTION_ERRORS as exc:
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
             reason = self.options.scrub(str(exc) or "no details")
             raise PostgresUnavailable(
                 f"lost the connection to PostgreSQL at {self.options.where}: "
