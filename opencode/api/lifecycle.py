@@ -27,6 +27,8 @@ from opencode.core.ids import EventIds
 from opencode.core.redact import register_secrets
 from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
+from opencode.llm.anthropic_native import AnthropicStreamClient
+from opencode.llm.gemini_native import GeminiStreamClient
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.router import ProviderRouter
@@ -96,8 +98,14 @@ def build_services(settings: Settings) -> Services:
     catalog = ProviderCatalog(settings)
     gate = Gate()
     idle = settings.stream_idle_timeout
-    # OpenAI-compatible streams skip LiteLLM's per-chunk cost (~9x less CPU; bench/README.md).
-    native = {"openai": OpenAIStreamClient(idle_timeout=idle)} if settings.native_openai else {}
+    # The main providers skip LiteLLM's per-chunk cost (~9x less CPU; bench/README.md).
+    native: dict[str, Any] = {}
+    if settings.native_openai:
+        native["openai"] = OpenAIStreamClient(idle_timeout=idle)
+    if settings.native_anthropic:
+        native["anthropic"] = AnthropicStreamClient(idle_timeout=idle)
+    if settings.native_gemini:
+        native["gemini"] = GeminiStreamClient(idle_timeout=idle)
     models = ProviderRouter(LiteLLMClient(idle_timeout=idle), native)
     retry = RetryPolicy(
         max_retries=settings.max_retries,

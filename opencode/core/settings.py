@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_output_tokens: int | None = Field(None, alias="OPENCODE_MAX_OUTPUT_TOKENS", gt=0)
     stream_idle_timeout: float = Field(300.0, alias="OPENCODE_STREAM_IDLE_TIMEOUT", gt=0)
     native_openai: bool = Field(True, alias="OPENCODE_NATIVE_OPENAI")
+    native_anthropic: bool = Field(True, alias="OPENCODE_NATIVE_ANTHROPIC")
+    native_gemini: bool = Field(True, alias="OPENCODE_NATIVE_GEMINI")
     max_step_output_chars: int = Field(2_000_000, alias="OPENCODE_MAX_STEP_OUTPUT_CHARS", ge=1000)
     turn_timeout: float = Field(1800.0, alias="OPENCODE_TURN_TIMEOUT", gt=0)
 

@@ -23,6 +23,7 @@ import litellm
 
 from opencode.core.ids import new_id
 from opencode.core.text import StreamText, has_unsafe_text, scrub, scrub_json
+from opencode.llm import prices
 from opencode.llm.errors import output_cap_error, unfinished_stream_error
 from opencode.llm.types import (
     Reasoning,
@@ -154,6 +155,8 @@ class StepBuilder:
         yield self.output(model)
 
     def output(self, model: str) -> StepOutput:
+        """The step as one ``StepOutput``. ``usage`` may be a ``Usage`` already (the native
+        clients read the provider's counts themselves), priced by ``prices``."""
         reasoning = list(self._reasoning)
         if thinking := self._thinking.take():  # unsigned reasoning (OpenAI-compatible, Gemini)
             reasoning.append(Reasoning(thinking))
@@ -161,6 +164,10 @@ class StepBuilder:
             ToolCall(p.id or new_id("call"), p.name, safe_arguments(p.arguments.take()))
             for _, p in sorted(self._calls.items())
         )
+        if isinstance(self.usage, Usage):
+            usage, cost = self.usage, prices.step_cost(model, self.usage)
+        else:
+            usage, cost = to_usage(self.usage), step_cost(model, self.usage)
         reported = self.finish_reason or "stop"
         finish = _FINISH_REASONS.get(reported, reported)
         return StepOutput(
@@ -168,8 +175,8 @@ class StepBuilder:
             reasoning=tuple(reasoning),
             tool_calls=calls,
             finish_reason="tool_calls" if calls else finish,
-            usage=to_usage(self.usage),
-            cost=step_cost(model, self.usage),
+            usage=usage,
+            cost=cost,
         )
 
     def _count(self, piece: str) -> None:

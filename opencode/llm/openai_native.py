@@ -15,7 +15,6 @@ not JSON, a 200 that is not an event stream, a stream that ends without a finish
 with a finish reason but no ``[DONE]`` is complete).
 """
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -25,7 +24,8 @@ import httpx
 import litellm
 
 from opencode.llm.accumulate import Delta, StepBuilder
-from opencode.llm.errors import invalid_json_error, media_type, to_provider_error, within_idle
+from opencode.llm.errors import invalid_json_error
+from opencode.llm.http_stream import HTTPStream, new_http_client
 from opencode.llm.messages import chat_fields
 from opencode.llm.openai_bodies import (
     EVENT_STREAM_TYPES,
@@ -37,15 +37,8 @@ from opencode.llm.openai_bodies import (
 from opencode.llm.sse import EventLines, data_payload
 from opencode.llm.types import ModelRequest, ProviderError, StreamChunk
 
-# What the HTTP exchange hands the stream: each read of the body, then None, or what failed it.
-Reads = asyncio.Queue[bytes | Exception | None]
-
 OPENAI_API_BASE = "https://api.openai.com/v1"
 MAX_LINE_BYTES = 2**20  # one event: OpenAI's are a few KiB at most (tool arguments come in pieces)
-MAX_WHOLE_BODY = 16 * 2**20  # a 200 that is not an event stream is read up to this size
-# No read timeout: ``idle_timeout`` bounds each wait for the body, which may stream for minutes.
-HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
-HTTP_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=30)
 # Arguments of ``litellm.acompletion`` that callers may put in ``ModelRequest.extra`` and that
 # mean nothing to (or would be rejected by) an OpenAI-compatible server.
 LITELLM_ONLY_KEYS = frozenset(
@@ -77,83 +70,47 @@ class OpenAIStreamClient:
             await http.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
-        call = self._http_client().build_request(
+        http = self._http_client()
+        call = http.build_request(
             "POST",
             chat_completions_url(request.api_base),
             json=request_body(request),
             headers=auth_headers(request.api_key),
         )
-        reads: Reads = asyncio.Queue()
-        exchange = asyncio.create_task(_exchange(self._http_client(), call, reads))
+        exchange = HTTPStream(
+            http,
+            call,
+            provider=PROVIDER,
+            idle_timeout=self.idle_timeout,
+            error_body=HTTPFailure.of,
+            whole_body=whole_body,
+            event_types=EVENT_STREAM_TYPES,
+        )
         try:
             step = StepBuilder(PROVIDER, request.max_output_chars)
-            async for payload in self._payloads(reads):
+            async for payload in _payloads(exchange):
                 for delta in add_openai_chunk(step, parse_chunk(payload)):
                     yield delta
             for chunk in step.finish(request.model):
                 yield chunk
         finally:
-            await _stop(exchange)
-
-    async def _payloads(self, reads: Reads) -> AsyncIterator[bytes]:
-        """The ``data:`` payloads of the event stream, but ``[DONE]``, from the body's reads."""
-        lines = EventLines(PROVIDER, MAX_LINE_BYTES)
-        while (read := await self._next(reads)) is not None:
-            for line in lines.feed(read):
-                if (payload := data_payload(line)) is not None:
-                    yield payload
-        if (payload := data_payload(lines.end())) is not None:
-            yield payload
-
-    async def _next(self, reads: Reads) -> bytes | None:
-        """The next read of the body (None at its end), within ``idle_timeout``."""
-        read = await within_idle(reads.get(), self.idle_timeout, PROVIDER)
-        if isinstance(read, ProviderError):
-            raise read
-        if isinstance(read, Exception):
-            raise to_provider_error(read, PROVIDER) from read
-        return read
+            await exchange.close()
 
     def _http_client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS)
+            self._http = new_http_client()
         return self._http
 
 
-async def _exchange(http: httpx.AsyncClient, call: httpx.Request, reads: Reads) -> None:
-    """The HTTP exchange, in a task of its own: it puts each read of the body on ``reads``, then
-    None at the end, or the exception that ended it.
-
-    Not on the consumer's task because httpcore cleans up a cancelled read under an anyio shield
-    that a native ``task.cancel()`` gets through: a consumer cancelled twice would cut the
-    cleanup short and leave the socket open and its pool slot taken. This task is cancelled
-    once, by ``_stop``, which then waits its cleanup out."""
-    try:
-        response = await http.send(call, stream=True)
-        try:
-            if response.status_code != 200:
-                raise HTTPFailure.of(response, await response.aread())
-            content_type = media_type(response.headers.get("content-type"))
-            if content_type not in EVENT_STREAM_TYPES:
-                reads.put_nowait(whole_body(content_type, await _read_at_most(response)))
-            else:
-                async for read in response.aiter_bytes():  # to the end: the connection is reused
-                    reads.put_nowait(read)
-        finally:
-            await response.aclose()
-    except Exception as exc:
-        reads.put_nowait(exc)
-    else:
-        reads.put_nowait(None)
-
-
-async def _read_at_most(response: httpx.Response) -> bytes:
-    body = bytearray()
-    async for read in response.aiter_bytes():
-        body += read
-        if len(body) > MAX_WHOLE_BODY:
-            break
-    return bytes(body)
+async def _payloads(exchange: HTTPStream) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of the event stream, but ``[DONE]``, from the body's reads."""
+    lines = EventLines(PROVIDER, MAX_LINE_BYTES)
+    async for read in exchange.reads():
+        for line in lines.feed(read):
+            if (payload := data_payload(line)) is not None:
+                yield payload
+    if (payload := data_payload(lines.end())) is not None:
+        yield payload
 
 
 # ---- requests ----
@@ -240,20 +197,3 @@ def usage_object(usage: dict[str, Any]) -> Any:
     except Exception:  # a field LiteLLM cannot read: keep the token counts
         counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
         return litellm.Usage(**{k: v for k, v in counts.items() if isinstance(v, int)})
-
-
-async def _stop(exchange: asyncio.Task[None]) -> None:
-    """End the exchange now (closing its response, and so the provider's stream), and wait
-    until it has, through any cancellation of our own (re-raised after)."""
-    exchange.cancel()
-    cancelled = False
-    while not exchange.done():
-        try:
-            await asyncio.wait([exchange])
-        except asyncio.CancelledError:
-            cancelled = True
-    # The transport closes its socket in a call_soon callback: let it run, so that the
-    # provider sees the disconnect by the time our generator is closed.
-    await asyncio.sleep(0)
-    if cancelled:
-        raise asyncio.CancelledError

@@ -3,15 +3,31 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from opencode.llm.anthropic_native import AnthropicStreamClient
+from opencode.llm.gemini_native import GeminiStreamClient
 from opencode.llm.litellm_adapter import LiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.types import ChatMessage, ModelClient, ModelRequest
 from tests.fakes.provider import FakeProvider, Reply
 
-CLIENTS = {"litellm": LiteLLMClient, "native": OpenAIStreamClient}
-# "<client>-<dialect>": LiteLLM speaks every dialect, the native client OpenAI's only.
-PAIRS = ["litellm-openai", "litellm-anthropic", "litellm-gemini", "native-openai"]
+# "<client>-<dialect>": LiteLLM speaks every dialect, each native client its own provider's.
+NATIVE = {
+    "openai": OpenAIStreamClient,
+    "anthropic": AnthropicStreamClient,
+    "gemini": GeminiStreamClient,
+}
+PAIRS = [
+    *(f"litellm-{dialect}" for dialect in NATIVE),
+    *(f"native-{dialect}" for dialect in NATIVE),
+]
 OPENAI_PAIRS = ["litellm-openai", "native-openai"]
+ANTHROPIC_PAIRS = ["litellm-anthropic", "native-anthropic"]
+GEMINI_PAIRS = ["litellm-gemini", "native-gemini"]
+
+
+def client_class(pair: str) -> type:
+    kind, dialect = pair.split("-", 1)
+    return LiteLLMClient if kind == "litellm" else NATIVE[dialect]
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +74,7 @@ def dialect(pair: str) -> str:
 
 @pytest.fixture
 async def client(pair: str) -> AsyncIterator[ModelClient]:
-    model_client = CLIENTS[pair.split("-", 1)[0]]()
+    model_client = client_class(pair)()
     yield model_client
-    if isinstance(model_client, OpenAIStreamClient):
-        await model_client.aclose()
+    if (aclose := getattr(model_client, "aclose", None)) is not None:
+        await aclose()

@@ -12,7 +12,7 @@ import pytest
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.types import ModelClient, ModelRequest, ProviderError, StreamChunk, TextDelta
 from tests.fakes.provider import FakeProvider, Reply
-from tests.llm.conftest import CLIENTS
+from tests.llm.conftest import client_class
 from tests.llm.test_litellm_adapter import collect, model_request
 
 KEY = "sk-proj-" + "Zx81Qw7Er6Ty5Ui4Op3As2Df"  # shaped like a real OpenAI project key
@@ -221,7 +221,7 @@ async def test_a_provider_that_never_sends_headers_hits_the_idle_timeout(
     fake_provider: FakeProvider, pair: str, dialect: str
 ) -> None:
     fake_provider.script(Reply(text="never", hang_headers=True))
-    client = CLIENTS[pair.split("-", 1)[0]](idle_timeout=IDLE)
+    client = client_class(pair)(idle_timeout=IDLE)
     started = time.monotonic()
 
     try:
