@@ -5,6 +5,7 @@ contract suite in ``tests/storage``. Records carry plain JSON-able values (parts
 todos are dicts) so storage knows nothing about the wire schemas or the LLM layer.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -104,6 +105,20 @@ class StepUsage:
     model: str
     usage: dict[str, int]
     cost: float
+
+
+@dataclass(frozen=True)
+class DraftWrite:
+    """One ``write_draft`` call, for ``write_drafts``: the same arguments."""
+
+    session_id: str
+    message_id: str
+    patch: PartsPatch
+    usage: dict[str, int]
+    cost: float
+    status: MessageStatus | None = None
+    error: str | None = None
+    step: StepUsage | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +280,10 @@ class Store(Protocol):
         """Apply ``patch`` to a message being generated and set its usage and cost (and status
         and error, when given); with ``step``, add that step's usage to the session's totals in
         the same transaction. False if the message does not exist (nothing is written then)."""
+
+    async def write_drafts(self, writes: Sequence[DraftWrite]) -> list[bool]:
+        """Several ``write_draft`` calls (of different messages) in one transaction: all of
+        them are stored or, if this raises, none. One result per write, in order."""
 
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
 

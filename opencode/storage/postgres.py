@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from opencode.core.ids import utc_now
 
 from .base import (
     CompactionRecord,
+    DraftWrite,
     MessageRecord,
     MessageStatus,
     ModelUsageRecord,
@@ -48,6 +50,7 @@ from .postgres_rows import (
     aware,
     compaction_from_row,
     compaction_params,
+    draft_batch,
     message_from_row,
     message_params,
     model_usage_from_row,
@@ -87,6 +90,7 @@ WRITE_DRAFT_SQL = (
     "p_cost => $9, p_now => $10, p_status => $11, p_error => $12, p_step_model => $13, "
     "p_step_usage => $14, p_step_cost => $15)"
 )
+WRITE_DRAFTS_SQL = "select public.write_drafts(p_writes => $1)"
 RECORD_STEP_USAGE_SQL = (
     "select public.record_step_usage(p_session_id => $1, p_model => $2, p_usage => $3, "
     "p_cost => $4)"
@@ -345,6 +349,12 @@ class PostgresStore(PostgresQuota):
             None if step is None else step.usage,
             None if step is None else step.cost,
         )
+
+    async def write_drafts(self, writes: Sequence[DraftWrite]) -> list[bool]:
+        if not writes:
+            return []
+        batch = draft_batch(writes, utc_now())
+        return list(await self.pool.fetchval(WRITE_DRAFTS_SQL, batch))
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         row = await self.pool.fetchrow(

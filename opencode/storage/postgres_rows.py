@@ -2,13 +2,14 @@
 aware UTC datetimes, and jsonb as Python values (the codec ``PostgresStore`` registers), so
 this is mostly naming columns."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from .base import (
     USAGE_KEYS,
     CompactionRecord,
+    DraftWrite,
     MessageRecord,
     ModelUsageRecord,
     QuestionRecord,
@@ -151,3 +152,28 @@ def compaction_from_row(row: Row) -> CompactionRecord:
         folded_through_seq=row["folded_through_seq"],
         compactions=row["compactions"],
     )
+
+
+def draft_batch(writes: Sequence[DraftWrite], now: datetime) -> list[dict[str, Any]]:
+    """``write_drafts``' argument (supabase/migrations/20261205000000_batched_drafts.sql): one
+    object per write with ``write_draft``'s arguments, JSON all the way down."""
+    return [
+        {
+            "session_id": write.session_id,
+            "message_id": write.message_id,
+            "keep": write.patch.keep,
+            "drop": write.patch.drop,
+            "append_text": write.patch.append_text,
+            "tail": list(write.patch.tail),
+            "content_append": write.patch.content_append,
+            "usage": write.usage,
+            "cost": write.cost,
+            "now": now.isoformat(),
+            "status": write.status,
+            "error": write.error,
+            "step_model": None if write.step is None else write.step.model,
+            "step_usage": None if write.step is None else write.step.usage,
+            "step_cost": None if write.step is None else write.step.cost,
+        }
+        for write in writes
+    ]

@@ -7,7 +7,7 @@ another's statements on the shared connection.
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +20,7 @@ from opencode.core.ids import utc_now
 from .base import (
     USAGE_KEYS,
     CompactionRecord,
+    DraftWrite,
     MessageRecord,
     MessageStatus,
     ModelUsageRecord,
@@ -226,29 +227,19 @@ class SqliteStore(SqliteQuota):
         error: str | None = None,
         step: StepUsage | None = None,
     ) -> bool:
-        parts_sql, params = parts_patch_sql(patch)
-        changes = given(status=status, error=error)
-        assignments = "".join(f", {column} = ?" for column in changes)
-        sql = (
-            f"UPDATE messages SET parts = {parts_sql}, content = content || ?, usage = ?, "
-            f"cost = ?, updated_at = ?{assignments} WHERE id = ? AND session_id = ?"
-        )
-        values = (
-            *params,
-            patch.content_append,
-            to_json(usage),
-            cost,
-            to_timestamp(utc_now()),
-            *changes.values(),
-            message_id,
-            session_id,
-        )
+        write = DraftWrite(session_id, message_id, patch, usage, cost, status, error, step)
+        return (await self.write_drafts([write]))[0]
+
+    async def write_drafts(self, writes: Sequence[DraftWrite]) -> list[bool]:
+        stored: list[bool] = []
         async with self._transaction() as db:
-            if (await db.execute(sql, values)).rowcount == 0:
-                return False
-            if step is not None:
-                await self._add_step_usage(db, session_id, step)
-        return True
+            for write in writes:
+                sql, values = _draft_update(write)
+                found = (await db.execute(sql, values)).rowcount > 0
+                if found and write.step is not None:
+                    await self._add_step_usage(db, write.session_id, write.step)
+                stored.append(found)
+        return stored
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         rows = await self._read(
@@ -508,3 +499,25 @@ def seq_window(total: int, *, limit: int | None, offset: int, order: Order) -> t
 def _check_window(limit: int | None, offset: int) -> None:
     if offset < 0 or (limit is not None and limit < 0):
         raise ValueError(f"limit and offset must not be negative (limit={limit}, offset={offset})")
+
+
+def _draft_update(write: DraftWrite) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE of one draft write: the parts patch, content, usage, cost, status, error."""
+    parts_sql, params = parts_patch_sql(write.patch)
+    changes = given(status=write.status, error=write.error)
+    assignments = "".join(f", {column} = ?" for column in changes)
+    sql = (
+        f"UPDATE messages SET parts = {parts_sql}, content = content || ?, usage = ?, "
+        f"cost = ?, updated_at = ?{assignments} WHERE id = ? AND session_id = ?"
+    )
+    values = (
+        *params,
+        write.patch.content_append,
+        to_json(write.usage),
+        write.cost,
+        to_timestamp(utc_now()),
+        *changes.values(),
+        write.message_id,
+        write.session_id,
+    )
+    return sql, values

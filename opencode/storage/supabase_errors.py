@@ -13,6 +13,14 @@ from opencode.core.errors import Conflict, OpencodeError
 
 INITIAL_MIGRATION = "supabase/migrations/20261203000000_initial_schema.sql"
 REST_MIGRATION = "supabase/migrations/20261203000001_rest_functions.sql"
+# Which migration adds each function the store calls (the initial schema holds the others).
+FUNCTION_MIGRATIONS = {
+    "opencode_rest_schema": REST_MIGRATION,
+    "set_todos": REST_MIGRATION,
+    "add_question": REST_MIGRATION,
+    "save_compaction": REST_MIGRATION,
+    "write_drafts": "supabase/migrations/20261205000000_batched_drafts.sql",
+}
 APPLY = (
     "apply the files in supabase/migrations/ in order: `npx supabase db push --db-url "
     "<the project's Postgres connection string>`, or paste each file into the SQL editor"
@@ -59,8 +67,10 @@ def api_failure(exc: APIError, host: str) -> OpencodeError:
             f"applied; {APPLY}."
         )
     if code == "PGRST202":
+        named = [f for f in FUNCTION_MIGRATIONS if f"public.{f}" in text or f" {f}(" in text]
+        migration = FUNCTION_MIGRATIONS[named[0]] if named else REST_MIGRATION
         return SupabaseSchemaMissing(
-            f"{where} lacks a function the store calls ({text}): {REST_MIGRATION} is not "
+            f"{where} lacks a function the store calls ({text}): {migration} is not "
             f"applied; {APPLY}."
         )
     if code in KEY_CODES:

@@ -10,7 +10,7 @@ unbounded reads page through in chunks of at most ``MAX_ROWS``.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from opencode.core.ids import utc_now
 from . import supabase_rows as rows
 from .base import (
     CompactionRecord,
+    DraftWrite,
     MessageRecord,
     MessageStatus,
     ModelUsageRecord,
@@ -40,7 +41,7 @@ from .base import (
     given,
 )
 from .pages import check_window, seq_window
-from .postgres_rows import TOKENS, model_usage_from_row
+from .postgres_rows import TOKENS, draft_batch, model_usage_from_row
 from .supabase_errors import SupabaseError, api_failure, transport_failure
 from .supabase_quota import SupabaseQuota
 
@@ -85,10 +86,11 @@ class SupabaseStore(SupabaseQuota):
             raise
 
     async def _check_schema(self) -> None:
-        """Every table answers, and the second migration's marker function exists."""
+        """Every table answers, and the functions of the later migrations exist."""
         for table in TABLES + QUOTA_TABLES:
             await self._run(self.client.table(table).select("*").limit(0))
         await self._run(self.client.rpc("opencode_rest_schema", {}))
+        await self._run(self.client.rpc("write_drafts", {"p_writes": []}))
 
     async def close(self) -> None:
         http, self._http, self._client = self._http, None, None
@@ -227,6 +229,12 @@ class SupabaseStore(SupabaseQuota):
                 "p_step_cost": step.cost,
             }
         return bool(await self._rpc("write_draft", args))
+
+    async def write_drafts(self, writes: Sequence[DraftWrite]) -> list[bool]:
+        if not writes:
+            return []
+        batch = draft_batch(writes, utc_now())
+        return [bool(stored) for stored in await self._rpc("write_drafts", {"p_writes": batch})]
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         row = await self._one(self._table("messages").select("*").eq("id", message_id))

@@ -5,7 +5,15 @@ import random
 
 import pytest
 
-from opencode.storage.base import USAGE_KEYS, PartsPatch, StepUsage, Store, apply_patch, empty_usage
+from opencode.storage.base import (
+    USAGE_KEYS,
+    DraftWrite,
+    PartsPatch,
+    StepUsage,
+    Store,
+    apply_patch,
+    empty_usage,
+)
 from tests.storage.conftest import message_record, session_record
 
 TEXTS = ["a", "héllo ", "你好", "👋🏽", '"q" \\ ', "\u2028", "x" * 300]
@@ -114,3 +122,45 @@ async def test_patches_with_hundreds_of_parts(store: Store) -> None:
     await store.write_draft(session_id, message_id, shrink, usage=empty_usage(), cost=0.0)
     stored = await store.get_message(message_id)
     assert stored.parts == list(many[:10] + many[:3])
+
+
+async def test_write_drafts_stores_a_batch_of_replies_in_one_call(store: Store) -> None:
+    """The draft writer's batch: several replies (and a message that is gone) in one write,
+    each stored exactly as its own ``write_draft`` would, steps added to their sessions."""
+    rng = random.Random(7)
+    replies = [await running_message(store) for _ in range(3)]
+    expected: dict[str, tuple[list[dict], str]] = {m: ([], "") for _, m in replies}
+    for round_number in range(6):
+        writes = []
+        for session_id, message_id in replies:
+            parts, content = expected[message_id]
+            patch = random_patch(rng, parts)
+            expected[message_id] = apply_patch(parts, content, patch)
+            step = (
+                StepUsage("openai/gpt-4o-mini", {"input_tokens": 2}, 0.5) if round_number else None
+            )
+            usage = empty_usage() | {"output_tokens": round_number}
+            writes.append(DraftWrite(session_id, message_id, patch, usage, 0.5, step=step))
+        gone = DraftWrite(replies[0][0], "msg_gone", PartsPatch(keep=0), empty_usage(), 0.0)
+        assert await store.write_drafts([*writes, gone]) == [True, True, True, False]
+    for session_id, message_id in replies:
+        stored = await store.get_message(message_id)
+        assert (stored.parts, stored.content) == expected[message_id]
+        assert stored.usage["output_tokens"] == 5 and stored.status == "running"
+        session = await store.get_session(session_id)
+        assert session.usage["input_tokens"] == 10 and session.total_cost == 2.5
+
+
+async def test_write_drafts_sets_status_and_error_per_write(store: Store) -> None:
+    (s1, m1), (s2, m2) = [await running_message(store) for _ in range(2)]
+    text = PartsPatch(keep=0, tail=({"type": "text", "text": "partial"},), content_append="partial")
+    assert await store.write_drafts(
+        [
+            DraftWrite(s1, m1, text, empty_usage(), 0.0, status="completed"),
+            DraftWrite(s2, m2, text, empty_usage(), 0.0, status="error", error="boom"),
+        ]
+    ) == [True, True]
+    first, second = await store.get_message(m1), await store.get_message(m2)
+    assert (first.status, first.error, first.content) == ("completed", None, "partial")
+    assert (second.status, second.error) == ("error", "boom")
+    assert await store.write_drafts([]) == []

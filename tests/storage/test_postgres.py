@@ -40,6 +40,7 @@ from tests.storage.conftest import (
 FUNCTIONS = (
     "add_message",
     "write_draft",
+    "write_drafts",
     "record_step_usage",
     "apply_parts_patch",
     "set_todos",

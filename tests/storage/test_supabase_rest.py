@@ -32,9 +32,10 @@ def pgrst(status: int, code: str, message: str, **headers: str) -> httpx.Respons
 
 
 def healthy(mock: respx.MockRouter) -> None:
-    """Answer the startup checks: every table exists, and so does the marker function."""
+    """Answer the startup checks: every table exists, and so do the later functions."""
     mock.get(url__regex=rf"^{REST}/\w+").respond(200, json=[])
     mock.post(f"{REST}/rpc/opencode_rest_schema").respond(200, json=1)
+    mock.post(f"{REST}/rpc/write_drafts").respond(200, json=[])
 
 
 @pytest.fixture
@@ -77,6 +78,15 @@ async def test_a_missing_table_names_the_migration_and_how_to_apply_it(mock) -> 
     assert raised.value.status_code == 503
     assert_safe(raised.value)
     assert await store.ping() is False  # initialize failed: nothing is open
+
+
+async def test_a_missing_batch_function_names_its_migration(mock) -> None:
+    mock.get(url__regex=rf"^{REST}/\w+").respond(200, json=[])
+    mock.post(f"{REST}/rpc/opencode_rest_schema").respond(200, json=1)
+    missing = "Could not find the function public.write_drafts(p_writes) in the schema cache"
+    mock.post(f"{REST}/rpc/write_drafts").mock(return_value=pgrst(404, "PGRST202", missing))
+    with pytest.raises(SupabaseSchemaMissing, match="20261205000000_batched_drafts.sql"):
+        await SupabaseStore(URL, KEY).initialize()
 
 
 async def test_a_missing_function_names_the_rest_migration(mock) -> None:
