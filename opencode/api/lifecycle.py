@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -29,9 +29,10 @@ from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
 from opencode.llm.anthropic_native import AnthropicStreamClient
 from opencode.llm.gemini_native import GeminiStreamClient
-from opencode.llm.litellm_adapter import LiteLLMClient
+from opencode.llm.lazy_litellm import LazyLiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.router import ProviderRouter
+from opencode.schemas.common import PROVIDER_IDS
 from opencode.services.auth import Authenticator
 from opencode.services.codex_history import CodexHistory
 from opencode.services.compaction import CompactionPolicy, Compactor
@@ -80,12 +81,27 @@ def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenti
 
 
 def freeze_startup_objects() -> None:
-    """Move everything start-up made (LiteLLM's import and cost map alone leave ~360k tracked
-    objects) out of the garbage collector's reach. They live as long as the process, yet every
-    full collection walked them all: a ~120 ms pause of every stream on the loop, each time
-    (``python -m bench.bench_gc``). Collected first, so no garbage is frozen with them."""
-    gc.collect()
+    """Move everything start-up made (the app's modules, schemas and cost map: ~100k tracked
+    objects; LiteLLM's import, when it was needed, ~340k more) out of the garbage collector's
+    reach. They live as long as the process, yet every full collection walked them all: a
+    ~120 ms pause of every stream on the loop, each time, with LiteLLM (``python -m
+    bench.bench_gc``). A LiteLLM imported later is frozen by ``lazy_litellm`` once its import
+    is done. Only the young generations are collected first: a full collection would walk all
+    of it for the few dozen unreachable objects start-up leaves (~60 ms of start-up)."""
+    gc.collect(1)
     gc.freeze()
+
+
+def litellm_needed(settings: Settings, native: Mapping[str, Any]) -> bool:
+    """Whether requests are bound to go through LiteLLM: a provider without a native client
+    (its ``OPENCODE_NATIVE_*`` switched off) that has an API key, or that ``OPENCODE_MODEL`` or
+    ``OPENCODE_TITLE_MODEL`` names. (A provider without a key cannot be used at all.)"""
+    named = {ref.partition("/")[0] for ref in (settings.default_model, settings.title_model) if ref}
+    return any(
+        provider not in native
+        and (bool(getattr(settings, f"{provider}_api_key")) or provider in named)
+        for provider in PROVIDER_IDS
+    )
 
 
 def build_services(settings: Settings) -> Services:
@@ -106,7 +122,13 @@ def build_services(settings: Settings) -> Services:
         native["anthropic"] = AnthropicStreamClient(idle_timeout=idle)
     if settings.native_gemini:
         native["gemini"] = GeminiStreamClient(idle_timeout=idle)
-    models = ProviderRouter(LiteLLMClient(idle_timeout=idle), native)
+    # Every other request goes through LiteLLM, imported on first use in a thread (~2 s, ~150
+    # MiB): a server whose requests all go native never loads it. One that will need it starts
+    # the import now, in the background; startup does not wait for it.
+    litellm = LazyLiteLLMClient(idle_timeout=idle)
+    if litellm_needed(settings, native):
+        litellm.warm()
+    models = ProviderRouter(litellm, native)
     retry = RetryPolicy(
         max_retries=settings.max_retries,
         base_delay=settings.retry_base_delay,
@@ -275,7 +297,8 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         log.info("auth: %s", _describe_auth(settings))
         await services.auth.prime()
         await services.runs.recover()
-        # Build the model lists from LiteLLM's map now, off the loop, not in a first request.
+        # Read LiteLLM's cost map (its JSON file, not LiteLLM) and build the model lists now,
+        # off the loop, not in a first request.
         await asyncio.to_thread(services.catalog.list_providers)
         freeze_startup_objects()
         shutdown = Shutdown(services, settings.shutdown_grace)

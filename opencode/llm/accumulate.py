@@ -7,19 +7,20 @@ on what the provider sent: every piece of text is scrubbed on its own channel (a
 between two chunks is rejoined, a half nothing completes becomes U+FFFD), a step's output is
 capped (``ModelRequest.max_output_chars``), and a stream without a finish reason is an error.
 
-Cost: ``litellm.cost_per_token(model=..., usage_object=<the usage chunk>)`` prices the step from
-LiteLLM's offline cost map (``LITELLM_LOCAL_MODEL_COST_MAP``, set by ``opencode.core.env``):
-prompt tokens at the input price (cached ones at the cache-read price, cache writes at the
-cache-write price) plus completion tokens, reasoning included, at the output price (or the
-reasoning price where the map has one). A model missing from the map costs 0.0.
+Usage and cost: the native clients read the provider's counts into a ``Usage`` themselves, priced
+by ``prices.step_cost`` from LiteLLM's offline cost map without importing LiteLLM (a server
+whose requests all go native never loads it). On the LiteLLM path the usage chunk is LiteLLM's
+own object, priced by ``litellm.cost_per_token(model=..., usage_object=...)`` from the same map
+(``LITELLM_LOCAL_MODEL_COST_MAP``, set by ``opencode.core.env``). Either way: prompt tokens at
+the input price (cached ones at the cache-read price, cache writes at the cache-write price)
+plus completion tokens, reasoning included, at the output price (or the reasoning price where
+the map has one). A model missing from the map costs 0.0.
 """
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import litellm
 
 from opencode.core.ids import new_id
 from opencode.core.text import StreamText, has_unsafe_text, scrub, scrub_json
@@ -86,9 +87,9 @@ class _PartialCall:
 
 
 class StepBuilder:
-    """The step so far. ``usage`` is the provider's usage as an object with OpenAI's attribute
-    names (a ``litellm.Usage``), as LiteLLM's cost map reads it; ``finish_reason`` is the one
-    the provider sent, None until it has.
+    """The step so far. ``usage`` is the provider's usage: a ``Usage`` from a native client, or
+    LiteLLM's usage object (OpenAI's attribute names) on the LiteLLM path; ``finish_reason`` is
+    the one the provider sent, None until it has.
 
     ``add_*`` yield the deltas to pass on; a delta may come out later than its chunk (half an
     emoji waits for its other half), so a client ends with ``finish``, never ``output`` alone.
@@ -236,9 +237,13 @@ def to_usage(usage: Any) -> Usage:
 
 
 def step_cost(model: str, usage: Any) -> float:
-    """USD for one step from LiteLLM's offline cost map; 0.0 when unknown, never raises."""
+    """USD for one step whose usage is LiteLLM's own object, by ``litellm.cost_per_token``;
+    0.0 when unknown, never raises. Only the LiteLLM path has such objects, so LiteLLM is
+    imported already whenever this is called (without a usage it is not needed at all)."""
     if usage is None:
         return 0.0
+    import litellm
+
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(model=model, usage_object=usage)
     except Exception:  # unmapped model or a price table LiteLLM cannot read: cost unknown

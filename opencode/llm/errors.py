@@ -11,25 +11,23 @@ import asyncio
 import email.utils
 import json
 import re
+import sys
 import time
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 import httpx
-import litellm
 
 from opencode.llm.types import ProviderError
 
 T = TypeVar("T")
 
-_TRANSPORT_ERRORS = (
-    litellm.APIConnectionError,
-    litellm.Timeout,
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     httpx.TransportError,  # LiteLLM's aiohttp transport re-raises aiohttp errors as these
     ConnectionError,
     TimeoutError,
 )
-_TIMEOUTS = (litellm.Timeout, httpx.TimeoutException, TimeoutError)
+_TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError)
 _RETRYABLE_STATUS = {408, 409, 429}
 # How providers say the prompt is longer than the window (OpenAI and compatible servers,
 # Anthropic, Gemini, vLLM/llama.cpp); LiteLLM's ContextWindowExceededError only covers some.
@@ -40,23 +38,43 @@ _OVERFLOW = re.compile(
 )
 
 
+class _LiteLLMErrors:
+    """LiteLLM's exception classes, read from the module only once it has been imported: LiteLLM
+    is loaded only for requests that go through it (``lazy_litellm``), and an exception of its
+    classes cannot exist before. Without it, each is an empty tuple (``isinstance`` is False)."""
+
+    def __init__(self) -> None:
+        litellm = sys.modules.get("litellm")  # may be half imported (by another thread): getattr
+        self.connection = _classes(litellm, "APIConnectionError")
+        self.timeout = _classes(litellm, "Timeout")
+        self.context_window = _classes(litellm, "ContextWindowExceededError")
+
+
+def _classes(module: Any, name: str) -> tuple[type[BaseException], ...]:
+    value = getattr(module, name, None) if module is not None else None
+    return (value,) if isinstance(value, type) and issubclass(value, BaseException) else ()
+
+
 def to_provider_error(exc: BaseException, provider: str) -> ProviderError:
     """A short, human-readable ProviderError for any LiteLLM / transport failure: retryable
     for 408, 409, 429, 5xx, connection failures and timeouts."""
+    lite = _LiteLLMErrors()
     cause = _unwrap(exc)
     status = getattr(cause, "status_code", None)
     status = status if isinstance(status, int) else None
     detail = _provider_message(cause)
     if status is None or status >= 500:  # LiteLLM labels some connection failures 500
-        if (line := _invalid_json_line(exc, cause)) is not None:
+        if (line := _invalid_json_line(exc, cause, lite)) is not None:
             return invalid_json_error(provider, line)
-        transport = [e for e in _chain(exc) if isinstance(e, _TRANSPORT_ERRORS)]
+        transports = (*lite.connection, *lite.timeout, *_TRANSPORT_ERRORS)
+        transport = [e for e in _chain(exc) if isinstance(e, transports)]
         if transport:
-            what = "timed out" if any(isinstance(e, _TIMEOUTS) for e in transport) else "failed"
+            timeouts = (*lite.timeout, *_TIMEOUTS)
+            what = "timed out" if any(isinstance(e, timeouts) for e in transport) else "failed"
             return ProviderError(f"{provider}: connection {what}: {detail}", retryable=True)
     retryable = status is not None and (status in _RETRYABLE_STATUS or status >= 500)
     label = f"{provider} error {status}" if status else f"{provider} error"
-    overflow = isinstance(cause, litellm.ContextWindowExceededError) or (
+    overflow = isinstance(cause, lite.context_window) or (
         status in (400, 413, 422) and _OVERFLOW.search(detail) is not None
     )
     return ProviderError(
@@ -134,14 +152,16 @@ def _size(limit: int) -> str:
     return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
 
 
-def _invalid_json_line(exc: BaseException, cause: BaseException) -> str | None:
+def _invalid_json_line(
+    exc: BaseException, cause: BaseException, lite: _LiteLLMErrors
+) -> str | None:
     """OpenAI through LiteLLM (1.106): the openai SDK's ``json.loads`` of a ``data:`` line that
     is not JSON raises ``JSONDecodeError``, which LiteLLM re-raises as an APIConnectionError
     (status 500, "connection failed"). The line is the decode error's ``doc``. Only without a
     real HTTP status: an error body that is not JSON has one, and is quoted as such."""
     if getattr(cause, "status_code", None) not in (None, 500):
         return None
-    if not isinstance(cause, (litellm.APIConnectionError, json.JSONDecodeError)):
+    if not isinstance(cause, (*lite.connection, json.JSONDecodeError)):
         return None
     decode = next((e for e in _chain(exc) if isinstance(e, json.JSONDecodeError)), None)
     return None if decode is None else decode.doc

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import litellm
 
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.errors import invalid_json_error
@@ -35,7 +34,7 @@ from opencode.llm.openai_bodies import (
     whole_body,
 )
 from opencode.llm.sse import EventLines, data_payload
-from opencode.llm.types import ModelRequest, ProviderError, StreamChunk
+from opencode.llm.types import ModelRequest, ProviderError, StreamChunk, Usage
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
 MAX_LINE_BYTES = 2**20  # one event: OpenAI's are a few KiB at most (tool arguments come in pieces)
@@ -189,11 +188,39 @@ def reasoning_text(delta: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def usage_object(usage: dict[str, Any]) -> Any:
-    """The usage chunk as the ``litellm.Usage`` that LiteLLM's own path hands to
-    ``accumulate`` (it also folds in gateways' extra fields, such as DeepSeek's cache hits)."""
-    try:
-        return litellm.Usage(**usage)
-    except Exception:  # a field LiteLLM cannot read: keep the token counts
-        counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens")}
-        return litellm.Usage(**{k: v for k, v in counts.items() if isinstance(v, int)})
+def usage_object(usage: dict[str, Any]) -> Usage:
+    """The usage chunk's counts, as LiteLLM's path counts them (``litellm.Usage`` read by
+    ``accumulate.to_usage``), without LiteLLM: ``prompt_tokens`` (cached ones included),
+    ``completion_tokens`` (reasoning included), reasoning from
+    ``completion_tokens_details.reasoning_tokens`` (else a top-level ``reasoning_tokens``),
+    cache reads from ``cache_read_input_tokens``, else DeepSeek's ``prompt_cache_hit_tokens``,
+    else ``prompt_tokens_details.cached_tokens``, cache writes from
+    ``cache_creation_input_tokens``. A count that is not an integer is not read."""
+    prompt = _details(usage.get("prompt_tokens_details"))
+    completion = _details(usage.get("completion_tokens_details"))
+    return Usage(
+        input_tokens=_count(usage.get("prompt_tokens")) or 0,
+        output_tokens=_count(usage.get("completion_tokens")) or 0,
+        reasoning_tokens=_first_count(
+            completion.get("reasoning_tokens"), usage.get("reasoning_tokens")
+        ),
+        cache_read_tokens=_first_count(
+            usage.get("cache_read_input_tokens"),
+            usage.get("prompt_cache_hit_tokens"),
+            prompt.get("cached_tokens"),
+        ),
+        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")) or 0,
+    )
+
+
+def _details(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _first_count(*values: Any) -> int:
+    """The first of ``values`` that is a count (0 included), or 0."""
+    return next((count for value in values if (count := _count(value)) is not None), 0)

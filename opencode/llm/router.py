@@ -10,7 +10,8 @@ class ProviderRouter:
     ``openai/gpt-4o-mini``); providers without a client of their own go to ``default``.
 
     ``stream`` returns the chosen client's stream itself, so closing it closes the provider
-    stream, and no layer is added per chunk."""
+    stream, and no layer is added per chunk. (The default, ``lazy_litellm.LazyLiteLLMClient``,
+    adds one only to the streams that had to wait for LiteLLM's import.)"""
 
     def __init__(self, default: ModelClient, by_provider: Mapping[str, ModelClient]) -> None:
         self.default = default

@@ -1,6 +1,7 @@
 """Which providers and models exist, which are configured, and which model a run uses.
 
-Models come from LiteLLM's offline cost map (``mode == "chat"``, priced per token), which only
+Models come from LiteLLM's offline cost map (``mode == "chat"``, priced per token), read from the
+litellm package's JSON file without importing LiteLLM (``opencode.llm.cost_map``); it only
 changes with the pinned LiteLLM version, so the lists are computed once per process.
 
 Model choice, first match wins: the request (``provider_id`` + ``model_id``, ``model_id`` as
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 from opencode.core.errors import BadRequest, NotFound
 from opencode.core.settings import Settings
+from opencode.llm import cost_map
 from opencode.schemas.providers import ModelInfo, ModelList, ProviderDetail, ProviderInfo
 
 _SUGGESTIONS = 5
@@ -263,11 +265,9 @@ def _not_configured_message(provider: _Provider, source: str, api_base: str | No
 @functools.cache
 def _all_models(provider_id: str) -> dict[str, ModelInfo]:
     """Every priced chat model of the provider in LiteLLM's map, by id without prefix."""
-    import litellm  # imported here so importing this module stays cheap
-
     prefix = f"{provider_id}/"
     models: dict[str, ModelInfo] = {}
-    for key, entry in litellm.model_cost.items():
+    for key, entry in cost_map.entries().items():
         if entry.get("litellm_provider") != provider_id or entry.get("mode") != "chat":
             continue
         if entry.get("input_cost_per_token") is None:
@@ -298,7 +298,7 @@ def _is_dated_copy(model_id: str, models: dict[str, ModelInfo]) -> bool:
     return alias != model_id and alias in models
 
 
-def _model_info(provider_id: str, model_id: str, entry: dict) -> ModelInfo:
+def _model_info(provider_id: str, model_id: str, entry: cost_map.Entry) -> ModelInfo:
     return ModelInfo(
         id=model_id,
         provider_id=provider_id,

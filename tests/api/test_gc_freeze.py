@@ -10,5 +10,7 @@ from opencode.core.settings import Settings
 async def test_startup_objects_are_frozen_for_the_apps_life(tmp_path):
     app = create_app(Settings(_env_file=None, DATABASE_URL=f"sqlite:///{tmp_path / 'gc.db'}"))
     async with app.router.lifespan_context(app):
-        assert gc.get_freeze_count() > 100_000  # LiteLLM's import alone leaves ~360k
+        # The app's own modules, schemas and cost map: ~100k (LiteLLM, not imported at start-up
+        # any more, is frozen after its own import: tests/api/test_lazy_litellm.py).
+        assert gc.get_freeze_count() > 50_000
     assert gc.get_freeze_count() == 0
