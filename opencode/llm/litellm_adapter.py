@@ -175,6 +175,10 @@ async def watch_gemini_finish(response: Any) -> Callable[[], bool] | None:
     finishes: list[str] = []
 
     def watching(chunk: Any) -> Any:
+        # A blocked prompt has no candidates: it is finished (and retrying would block again).
+        feedback = chunk.get("promptFeedback") if isinstance(chunk, dict) else None
+        if isinstance(feedback, dict) and feedback.get("blockReason"):
+            finishes.append(str(feedback["blockReason"]))
         candidates = chunk.get("candidates") if isinstance(chunk, dict) else None
         for candidate in candidates or ():
             if isinstance(candidate, dict) and candidate.get("finishReason"):

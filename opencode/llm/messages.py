@@ -4,6 +4,7 @@ Replaying an assistant turn is where providers differ (what happens to its reaso
 difference is a named helper below.
 """
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,10 @@ def to_litellm_messages(request: ModelRequest) -> list[dict[str, Any]]:
 
 
 def to_litellm_tool(spec: ToolSpec) -> dict[str, Any]:
-    function = {"name": spec.name, "description": spec.description, "parameters": spec.parameters}
+    """A copy of the schema: LiteLLM's Gemini conversion rewrites the dict it is given in
+    place, which would change the registry's shared specs for every later request."""
+    parameters = copy.deepcopy(spec.parameters)
+    function = {"name": spec.name, "description": spec.description, "parameters": parameters}
     return {"type": "function", "function": function}
 
 
