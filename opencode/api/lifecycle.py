@@ -36,6 +36,7 @@ from opencode.schemas.common import PROVIDER_IDS
 from opencode.services.auth import Authenticator
 from opencode.services.codex_history import CodexHistory
 from opencode.services.compaction import CompactionPolicy, Compactor
+from opencode.services.draft_writer import DraftWriter
 from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog
 from opencode.services.questions import QuestionBroker
@@ -157,6 +158,7 @@ def build_services(settings: Settings) -> Services:
         max_output_tokens=settings.max_output_tokens,
         max_step_output_chars=settings.max_step_output_chars,
     )
+    writer = DraftWriter(store)
     runs = RunManager(
         store=store,
         bus=bus,
@@ -169,6 +171,7 @@ def build_services(settings: Settings) -> Services:
         questions=questions,
         compactor=compactor,
         gate=gate,
+        writer=writer,
         turn_timeout=settings.turn_timeout,
     )
     titles = TitleService(
@@ -198,6 +201,7 @@ def build_services(settings: Settings) -> Services:
         auth=build_authenticator(settings, http),
         quota=quota,
         http=http,
+        writer=writer,
     )
 
 
@@ -293,6 +297,7 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         register_secrets(settings.secret_values())
         services = build_services(settings)
         await services.store.initialize()
+        services.writer.start()
         log.info("storage: %s (%s)", services.store_choice.kind, services.store_choice.shown)
         log.info("auth: %s", _describe_auth(settings))
         await services.auth.prime()
@@ -322,6 +327,7 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         finally:
             signals.restore()
             await shutdown.finish()
+            await services.writer.close()  # after the runs: their last writes go through it
             await services.models.aclose()  # after the runs: they stream through it
             await services.store.close()
             await services.http.aclose()

@@ -1,14 +1,12 @@
-"""One run: the draft message, its stream log, and the task body that drives the agent loop.
-
-The driver turns agent events into stored parts, stream events (the run's log, which
-``POST /session/{id}/message`` follows) and bus events. ``services/runs.py`` owns the tasks.
+"""One run's events: the driver turns agent events into the draft (written by the process's
+``DraftWriter``, never awaited on the chunk path), stream events (the run's log, which
+``POST /session/{id}/message`` follows) and bus events. The task body is ``run_task.drive``;
+``services/runs.py`` owns the tasks.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
 
@@ -23,18 +21,15 @@ from opencode.agent.events import (
     TurnFinished,
 )
 from opencode.agent.history import INTERRUPTED
-from opencode.agent.loop import Turn, run_turn
 from opencode.core.errors import OpencodeError
-from opencode.core.ids import new_id
 from opencode.core.redact import redact
 from opencode.core.text import scrub
 from opencode.events.bus import EventBus
-from opencode.llm.types import ModelClient, ProviderError, ToolCall
+from opencode.llm.types import ProviderError
 from opencode.schemas.common import UsageOut
 from opencode.schemas.events import (
     Done,
     ErrorEvent,
-    QuestionEvent,
     ReasoningEvent,
     RetryEvent,
     StepFinish,
@@ -44,13 +39,10 @@ from opencode.schemas.events import (
     ToolCallOut,
     ToolResultEvent,
 )
-from opencode.services.questions import QuestionBroker
+from opencode.services.draft_writer import DraftSaver
 from opencode.services.run import Run
 from opencode.services.run_items import TurnItems
-from opencode.services.todos import TodoService
-from opencode.storage.base import MessageStatus, StepUsage, Store
-from opencode.tools.base import ToolContext
-from opencode.tools.registry import ToolRegistry
+from opencode.storage.base import MessageStatus, StepUsage
 
 log = logging.getLogger(__name__)
 
@@ -60,44 +52,12 @@ FLUSH_INTERVAL = 1.0  # seconds between draft writes while text streams
 FINAL_WRITE_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0)
 
 
-class RunTools:
-    """What tools of one run can reach: the session's todos and the user, via questions."""
-
-    def __init__(self, run: Run, todos: TodoService, questions: QuestionBroker) -> None:
-        self._run = run
-        self._todos = todos.for_session(run.session_id)
-        self._questions = questions
-
-    def context_for(self, call: ToolCall) -> ToolContext:
-        return ToolContext(
-            session_id=self._run.session_id,
-            message_id=self._run.message_id,
-            call_id=call.id,
-            todos=self._todos,
-            questions=self,
-        )
-
-    async def ask(self, call_id: str, questions: list[dict[str, Any]]) -> list[list[str]]:
-        def announce(record: Any) -> None:
-            self._run.emit(
-                QuestionEvent(question_id=record.id, tool_call_id=call_id, questions=questions)
-            )
-
-        return await self._questions.ask(
-            session_id=self._run.session_id,
-            message_id=self._run.message_id,
-            call_id=call_id,
-            questions=questions,
-            on_asked=announce,
-        )
-
-
 class RunDriver:
     """Consumes agent events for one run: draft, persistence, stream log, bus."""
 
-    def __init__(self, run: Run, store: Store, bus: EventBus, *, max_steps: int) -> None:
+    def __init__(self, run: Run, saver: DraftSaver, bus: EventBus, *, max_steps: int) -> None:
         self.run = run
-        self._store = store
+        self._saver = saver
         self._bus = bus
         self._max_steps = max_steps
         self._flushed_at = time.monotonic()
@@ -109,16 +69,16 @@ class RunDriver:
             draft.text(event.text)
             run.emit(TextEvent(text=event.text))
             self._delta("text", event.text)
-            await self._maybe_flush()
+            self._maybe_flush()
         elif isinstance(event, ReasoningChunk):
             draft.reasoning(event.text)
             run.emit(ReasoningEvent(text=event.text))
             self._delta("reasoning", event.text)
-            await self._maybe_flush()
+            self._maybe_flush()
         elif isinstance(event, StepStarted):
             draft.step_start(event.step_number)
             run.emit(StepStart(step_number=event.step_number, max_steps=self._max_steps))
-            await self.flush()
+            self._saver.soon()  # not awaited: the model call starts at once
         elif isinstance(event, ToolCalled):
             part = draft.tool_called(event.call)
             run.emit(
@@ -141,7 +101,7 @@ class RunDriver:
                 )
             )
             self._log_items(self._items.tool_finished, draft.parts, event.call.id)
-            await self.flush()
+            await self._saver.step_boundary()
         elif isinstance(event, TurnFinished):
             await self.finish("completed", event.stop_reason)
 
@@ -151,7 +111,7 @@ class RunDriver:
         self._log_items(self._items.step_finished, self.run.draft.parts)
         # The step's part and its usage in the session totals land in one write.
         step = StepUsage(model=self.run.model.ref, usage=asdict(output.usage), cost=output.cost)
-        await self.flush(step=step)
+        await self._saver.step_boundary(step)
         self.run.emit(
             StepFinish(
                 step_number=event.step_number,
@@ -221,31 +181,15 @@ class RunDriver:
         )
         self._message_updated("error" if stored else None)
 
-    async def flush(self, **fields: Any) -> bool:
-        """Write what changed since the last write; False if the message is gone. The write is
+    async def save(self, **fields: Any) -> bool:
+        """Store the draft now and wait for it; False if the message is gone. The write is
         never cut short: a cancel (abort) waits for it and is raised after, so what it stored
         is known, and nothing is written twice."""
-        draft = self.run.draft
-        pending = draft.pending()
         self._flushed_at = time.monotonic()
-        write = asyncio.ensure_future(
-            self._store.write_draft(
-                self.run.session_id,
-                self.run.message_id,
-                pending.patch,
-                usage=draft.usage_dict(),
-                cost=draft.cost,
-                **fields,
-            )
-        )
-        cancelled = await _wait_through_cancels(write)
-        failure = write.exception()
-        if failure is None and write.result():
-            draft.written(pending)
+        write = asyncio.ensure_future(self._saver.save(**fields))
+        cancelled = await wait_through_cancels(write)
         if cancelled:
             raise asyncio.CancelledError
-        if failure is not None:
-            raise failure
         return write.result()
 
     async def _final_flush(self, **fields: Any) -> bool | None:
@@ -253,7 +197,7 @@ class RunDriver:
         store failed (the stream must still end)."""
         self.run.draft.interrupt_tools(INTERRUPTED)
         try:
-            return await self.flush(**fields)
+            return await self.save(**fields)
         except OpencodeError as exc:  # the store is down: say so, without a traceback
             log.warning("could not store message %s: %s", self.run.message_id, exc.message)
         except Exception:
@@ -266,7 +210,7 @@ class RunDriver:
         for delay in FINAL_WRITE_RETRY_DELAYS:
             await asyncio.sleep(delay)
             try:
-                stored = await self.flush(**fields)
+                stored = await self.save(**fields)
             except Exception as exc:
                 log.debug("message %s still not stored: %r", self.run.message_id, exc)
                 continue
@@ -279,9 +223,11 @@ class RunDriver:
         )
         return False
 
-    async def _maybe_flush(self) -> None:
-        if time.monotonic() - self._flushed_at >= FLUSH_INTERVAL:
-            await self.flush()
+    def _maybe_flush(self) -> None:
+        now = time.monotonic()
+        if now - self._flushed_at >= FLUSH_INTERVAL:
+            self._flushed_at = now
+            self._saver.soon()
 
     def _delta(self, kind: str, text: str) -> None:
         self._bus.publish(
@@ -304,63 +250,13 @@ class RunDriver:
         self._bus.publish("session.updated", id=self.run.session_id)
 
 
-async def drive(
-    driver: RunDriver,
-    client: ModelClient,
-    registry: ToolRegistry,
-    turn: Turn,
-    tools: RunTools,
-    *,
-    turn_timeout: float | None = None,
-) -> None:
-    """The body of a run's task. Always ends the stream with ``done`` or ``error``, keeping
-    what was generated: aborted, timed out, failed or crashed."""
-    deadline = asyncio.timeout(turn_timeout)
-    try:
-        async with (
-            deadline,
-            contextlib.aclosing(run_turn(client, registry, turn, tools.context_for)) as events,
-        ):
-            async for event in events:
-                await driver.apply(event)
-    except asyncio.CancelledError:
-        # Aborted (or the server is stopping): keep what was generated. The cancel is consumed
-        # here (this task is the run's owner), and so is any further one while the final
-        # write runs, so the stream cannot end without its ``done``.
-        _uncancel()
-        reason = driver.run.stop_reason or "aborted"
-        await _through_cancels(driver.finish("aborted", reason))
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        await driver.fail(
-            f"The turn took longer than {turn_timeout:g} s (OPENCODE_TURN_TIMEOUT) and was "
-            "stopped; what was generated is kept.",
-            504,
-        )
-    except (ProviderError, OpencodeError) as exc:
-        await driver.fail(exc.message, exc.status_code)
-    except Exception:
-        reference = new_id("err")
-        log.exception("run %s failed (%s)", driver.run.message_id, reference)
-        await driver.fail(f"internal error (id {reference})")
-
-
-def _uncancel() -> None:
+def uncancel() -> None:
     task = asyncio.current_task()
     while task is not None and task.cancelling():
         task.uncancel()
 
 
-async def _through_cancels(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end however many times this task is cancelled meanwhile."""
-    task = asyncio.ensure_future(work)
-    await _wait_through_cancels(task)
-    _uncancel()
-    task.result()
-
-
-async def _wait_through_cancels(task: asyncio.Future[Any]) -> bool:
+async def wait_through_cancels(task: asyncio.Future[Any]) -> bool:
     """Wait until ``task`` is done; True if this task was cancelled meanwhile."""
     cancelled = False
     while not task.done():

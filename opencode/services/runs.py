@@ -25,13 +25,16 @@ from opencode.schemas.messages import MessageCreate
 from opencode.schemas.sessions import AbortOut, CompactionStatusOut
 from opencode.services.compaction import INTERRUPTED as COMPACTION_INTERRUPTED
 from opencode.services.compaction import Compactor, Context
+from opencode.services.draft_writer import DraftWriter
 from opencode.services.gate import Gate
 from opencode.services.providers import ProviderCatalog, ResolvedModel
 from opencode.services.questions import QuestionBroker
 from opencode.services.records import require_session
 from opencode.services.retry import RetryPolicy
 from opencode.services.run import Run, StopReason
-from opencode.services.run_driver import RunDriver, RunTools, drive
+from opencode.services.run_driver import RunDriver
+from opencode.services.run_task import drive
+from opencode.services.run_tools import RunTools
 from opencode.services.todos import TodoService
 from opencode.services.turns import TurnBuilder
 from opencode.services.views import compaction_status_out
@@ -70,9 +73,11 @@ class RunManager:
         questions: QuestionBroker,
         compactor: Compactor,
         gate: Gate,
+        writer: DraftWriter,
         turn_timeout: float | None = None,
     ) -> None:
         self._store = store
+        self._writer = writer
         self._bus = bus
         self._catalog = catalog
         self._registry = registry
@@ -123,7 +128,8 @@ class RunManager:
             self._runs.pop(session_id, None)
             raise
         self._runs[session_id] = run
-        driver = RunDriver(run, self._store, self._bus, max_steps=turn.max_steps)
+        saver = self._writer.saver(session_id, run.message_id, run.draft)
+        driver = RunDriver(run, saver, self._bus, max_steps=turn.max_steps)
         tools = RunTools(run, self._todos, self._questions)
         self._status(session_id, "busy")
         body_coro = drive(
