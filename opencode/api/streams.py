@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request, Response
 
 from opencode.events.codex_wire import codex_notifications, ndjson_lines, sse_frames
-from opencode.events.sse import ndjson_response, seed_frames, sse_response
+from opencode.events.sse import ndjson_response, sse_response
 from opencode.services.run import Run
 
 NDJSON = "application/x-ndjson"
@@ -27,7 +27,7 @@ class StreamWire:
     opt_out: frozenset[str] = frozenset()
 
 
-def stream_wire(
+async def stream_wire(  # a coroutine: no thread-pool hop (see api/deps.py)
     request: Request,
     wire_format: Annotated[
         Literal["codex"] | None,
@@ -60,7 +60,7 @@ def stream_response(run: Run, wire: StreamWire, *, after: int, keepalive: float)
     """The run's log from after ``after`` in ``wire``'s format. The Codex encoder is rebuilt by
     reading the log from its start; an ``after`` the run did not issue sends the whole turn."""
     if not wire.codex:
-        return sse_response(seed_frames(run.follow(after)), keepalive=keepalive)
+        return sse_response(run.frames(after), keepalive=keepalive)
     seen = after if after and run.issued(after) else 0
     groups = codex_notifications(run.follow(), after=seen, opt_out=wire.opt_out)
     if wire.ndjson:

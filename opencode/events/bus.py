@@ -19,35 +19,89 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from opencode.core.ids import EventIds
+from opencode.events.sse import encode
 from opencode.schemas.events import BusEvent
 
 log = logging.getLogger(__name__)
 
-_WAKE = object()  # unblocks a subscriber waiting on an empty queue when it is closed
 SHUTDOWN = "server.shutdown"
 RESYNC = "server.resync"
 EVERYONE = "*"  # the owner of server events: every subscriber receives them
 OWNERS_KEPT = 100_000  # sessions whose owner is remembered (least recently used ones go)
 
-Item = tuple[int, BusEvent, str | None]
+
+class _Item:
+    """One published event. Its SSE frame is encoded once, on first use, and shared by every
+    subscriber that receives it: an event nobody wants is never serialised."""
+
+    __slots__ = ("event", "event_id", "owner", "session_id", "_frame")
+
+    def __init__(
+        self, event_id: int | None, event: BusEvent, owner: str | None, session_id: str | None
+    ) -> None:
+        self.event_id = event_id
+        self.event = event
+        self.owner = owner
+        self.session_id = session_id
+        self._frame: bytes | None = None
+
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = encode(self.event_id, self.event)
+        return self._frame
 
 
-def _visible(owner: str | None, viewer: str | None) -> bool:
-    return viewer is None or owner in (EVERYONE, viewer)
+def _visible(item: _Item, viewer: str | None, session_id: str | None) -> bool:
+    if item.owner == EVERYONE:
+        return True
+    if session_id is not None and item.session_id != session_id:
+        return False
+    return viewer is None or item.owner == viewer
 
 
 class _Subscriber:
-    def __init__(self, size: int, viewer: str | None) -> None:
-        self.queue: asyncio.Queue = asyncio.Queue(size)
+    """What one stream has not written yet. ``take`` hands over all of it at once, so a stream
+    that fell behind catches up in one write, and a burst of events wakes it once."""
+
+    __slots__ = ("closed", "pending", "session_id", "size", "viewer", "_waiter")
+
+    def __init__(self, size: int, viewer: str | None, session_id: str | None) -> None:
+        self.pending: deque[_Item] = deque()
+        self.size = size
         self.viewer = viewer
+        self.session_id = session_id
         self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, item: _Item) -> bool:
+        """Queue ``item``; False if the queue is full (the subscriber is too slow)."""
+        if len(self.pending) >= self.size:
+            return False
+        self.pending.append(item)
+        self._wake()
+        return True
+
+    async def take(self) -> list[_Item]:
+        """Everything queued, waiting for something first; [] once closed and empty."""
+        while not self.pending and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        taken = list(self.pending)
+        self.pending.clear()
+        return taken
 
     def close(self) -> None:
         """Stop after what is queued: delivered events stay contiguous, so a reconnect with
         the last id seen replays exactly what was missed."""
         self.closed = True
-        if self.queue.empty():
-            self.queue.put_nowait(_WAKE)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class EventBus:
@@ -55,10 +109,11 @@ class EventBus:
         self, *, replay_size: int = 1000, queue_size: int = 2000, ids: EventIds | None = None
     ) -> None:
         self._ids = ids or EventIds()
-        self._buffer: deque[Item] = deque(maxlen=replay_size)
+        self._buffer: deque[_Item] = deque(maxlen=replay_size)
         self._owners: OrderedDict[str, str | None] = OrderedDict()
         self._evicted = 0  # id of the newest event no longer in the buffer
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers: set[_Subscriber] = set()  # of every session
+        self._watching: dict[str, set[_Subscriber]] = {}  # of one session each
         self._queue_size = queue_size
         self._closed = False
 
@@ -71,64 +126,109 @@ class EventBus:
 
     def publish(self, type: str, **properties: Any) -> int:
         event_id = self._ids.next()
-        owner = self._owner_of(type, properties)
-        item = (event_id, BusEvent(type=type, properties=properties), owner)
+        session_id = _session_of(type, properties)
+        owner = self._owner_of(type, session_id)
+        item = _Item(event_id, BusEvent(type=type, properties=properties), owner, session_id)
         if len(self._buffer) == self._buffer.maxlen:
-            self._evicted = self._buffer[0][0]
+            self._evicted = self._buffer[0].event_id or 0
         self._buffer.append(item)
-        for subscriber in list(self._subscribers):
-            if not _visible(owner, subscriber.viewer):
-                continue  # another user's: never queued, so it cannot slow this stream down
-            try:
-                subscriber.queue.put_nowait(item)
-            except asyncio.QueueFull:
+        if owner == EVERYONE:
+            targets = [*self._subscribers, *(s for w in self._watching.values() for s in w)]
+        else:
+            # Only who may see it is even looked at: another user's or another session's
+            # events are never queued, so they cannot slow this stream down.
+            watching = self._watching.get(session_id) if session_id is not None else None
+            targets = [*self._subscribers, *(watching or ())]
+        for subscriber in targets:
+            if subscriber.viewer is not None and owner != EVERYONE and owner != subscriber.viewer:
+                continue
+            if not subscriber.offer(item):
                 log.warning("event bus subscriber is too slow; closing its stream")
-                self._subscribers.discard(subscriber)
+                self._remove(subscriber)
                 subscriber.close()
         return event_id
 
-    def _owner_of(self, type: str, properties: dict[str, Any]) -> str | None:
-        session_id = properties.get("session_id")
-        if session_id is None and type.startswith("session."):
-            session_id = properties.get("id")  # session.created/updated/deleted name it ``id``
+    def _owner_of(self, type: str, session_id: str | None) -> str | None:
         if session_id is None:
             return EVERYONE if type.startswith("server.") else None
         return self._owners.get(session_id)
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._subscribers) + sum(len(w) for w in self._watching.values())
 
     async def subscribe(
-        self, last_event_id: int | None = None, *, viewer: str | None = None
+        self,
+        last_event_id: int | None = None,
+        *,
+        viewer: str | None = None,
+        session_id: str | None = None,
     ) -> AsyncIterator[tuple[int | None, BusEvent]]:
         """Yield ``(id, event)`` until closed: first buffered events after ``last_event_id``,
-        then live ones; with ``viewer``, only that user's. A ``server.resync`` (id None) comes
-        first when ``last_event_id`` cannot be replayed from."""
+        then live ones; with ``viewer``, only that user's; with ``session_id``, only that
+        session's (and the ``server.*`` ones). A ``server.resync`` (id None) comes first when
+        ``last_event_id`` cannot be replayed from."""
+        async for batch in self._batches(last_event_id, viewer, session_id):
+            for item in batch:
+                yield item.event_id, item.event
+
+    async def frames(
+        self,
+        last_event_id: int | None = None,
+        *,
+        viewer: str | None = None,
+        session_id: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """``subscribe`` as SSE bytes: each event encoded once for all its subscribers, and
+        everything a stream has not written yet joined into one write."""
+        async for batch in self._batches(last_event_id, viewer, session_id):
+            yield b"".join(item.frame() for item in batch)
+
+    async def _batches(
+        self, last_event_id: int | None, viewer: str | None, session_id: str | None
+    ) -> AsyncIterator[list[_Item]]:
         if self._closed:
-            yield None, BusEvent(type=SHUTDOWN)
+            yield [_Item(None, BusEvent(type=SHUTDOWN), EVERYONE, None)]
             return
-        subscriber = _Subscriber(self._queue_size, viewer)
-        self._subscribers.add(subscriber)
+        subscriber = _Subscriber(self._queue_size, viewer, session_id)
+        self._add(subscriber)
         seen = last_event_id or 0
         try:
             if last_event_id:
+                replay: list[_Item] = []
                 reason = self._resync_reason(last_event_id)
                 if reason is not None:
-                    yield None, BusEvent(type=RESYNC, properties={"reason": reason})
-                for event_id, event, owner in [i for i in self._buffer if i[0] > last_event_id]:
-                    seen = event_id
-                    if _visible(owner, viewer):
-                        yield event_id, event
-            while not (subscriber.closed and subscriber.queue.empty()):
-                item = await subscriber.queue.get()
-                if item is _WAKE or item[0] <= seen:  # skip what the replay delivered
-                    continue
-                event_id, event, _ = item
-                seen = event_id
-                yield event_id, event
+                    event = BusEvent(type=RESYNC, properties={"reason": reason})
+                    replay.append(_Item(None, event, EVERYONE, None))
+                for item in [i for i in self._buffer if i.event_id > last_event_id]:
+                    seen = item.event_id or seen
+                    if _visible(item, viewer, session_id):
+                        replay.append(item)
+                if replay:
+                    yield replay
+            while batch := await subscriber.take():
+                fresh = [item for item in batch if (item.event_id or 0) > seen]  # not replayed
+                if fresh:
+                    seen = fresh[-1].event_id or seen
+                    yield fresh
         finally:
+            self._remove(subscriber)
+
+    def _add(self, subscriber: _Subscriber) -> None:
+        if subscriber.session_id is None:
+            self._subscribers.add(subscriber)
+        else:
+            self._watching.setdefault(subscriber.session_id, set()).add(subscriber)
+
+    def _remove(self, subscriber: _Subscriber) -> None:
+        if subscriber.session_id is None:
             self._subscribers.discard(subscriber)
+            return
+        watching = self._watching.get(subscriber.session_id)
+        if watching is not None:
+            watching.discard(subscriber)
+            if not watching:
+                del self._watching[subscriber.session_id]
 
     def _resync_reason(self, last_event_id: int) -> str | None:
         if last_event_id > self._ids.last:
@@ -151,6 +251,15 @@ class EventBus:
             return
         self.publish(SHUTDOWN)
         self._closed = True
-        for subscriber in list(self._subscribers):
-            self._subscribers.discard(subscriber)
+        everyone = [*self._subscribers, *(s for w in self._watching.values() for s in w)]
+        self._subscribers.clear()
+        self._watching.clear()
+        for subscriber in everyone:
             subscriber.close()
+
+
+def _session_of(type: str, properties: dict[str, Any]) -> str | None:
+    session_id = properties.get("session_id")
+    if session_id is None and type.startswith("session."):
+        session_id = properties.get("id")  # session.created/updated/deleted name it ``id``
+    return session_id if isinstance(session_id, str) else None

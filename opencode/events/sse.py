@@ -7,11 +7,16 @@ from collections.abc import AsyncIterator, Iterable
 
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message, Send
 
 from opencode.core.text import scrub_json
-from opencode.schemas.events import INTERNAL_EVENTS
 
 log = logging.getLogger(__name__)
+
+
+def encode(event_id: int | None, event: BaseModel) -> bytes:
+    """The SSE frame of ``event`` as bytes: made once, written to every stream that sends it."""
+    return frame(event_id, event).encode()
 
 
 def frame(event_id: int | None, event: BaseModel) -> ServerSentEvent:
@@ -21,15 +26,6 @@ def frame(event_id: int | None, event: BaseModel) -> ServerSentEvent:
         event=getattr(event, "type", None),
         id=None if event_id is None else str(event_id),
     )
-
-
-async def seed_frames(
-    events: AsyncIterator[tuple[int | None, BaseModel]],
-) -> AsyncIterator[ServerSentEvent]:
-    """The default message stream: every event of a run's log but the internal ones."""
-    async for event_id, event in events:
-        if not isinstance(event, INTERNAL_EVENTS):
-            yield frame(event_id, event)
 
 
 def group_frames(event_id: int | None, frames: Iterable[tuple[str, str]]) -> bytes:
@@ -52,13 +48,26 @@ def _json(event: BaseModel) -> str:
         return json.dumps(scrub_json(event.model_dump(mode="json")), ensure_ascii=False)
 
 
+class FrameStream(EventSourceResponse):
+    """sse-starlette's response without its per-event costs. Frames come encoded (bytes pass
+    through its encoder untouched), and with no send timeout set (none is: a stalled client
+    is found by the keep-alive write and the disconnect listener) a write is a plain ``send``,
+    not one inside a new cancel scope (~9 % of the server's CPU per chunk in the profile)."""
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if self.send_timeout is None:
+            await send(message)
+        else:
+            await super()._send_with_timeout(send, message)
+
+
 def sse_response(
-    frames: AsyncIterator[ServerSentEvent], *, keepalive: float
+    frames: AsyncIterator[ServerSentEvent | bytes], *, keepalive: float
 ) -> EventSourceResponse:
     """Stream ``frames``; a ``: ping`` comment goes out every ``keepalive`` seconds.
 
     ``X-Accel-Buffering: no`` keeps reverse proxies (and the HF Spaces front) from buffering."""
-    return EventSourceResponse(
+    return FrameStream(
         frames,
         ping=keepalive,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -70,7 +79,7 @@ def ndjson_response(lines: AsyncIterator[bytes], *, keepalive: float) -> EventSo
     ``keepalive`` seconds, which NDJSON readers skip. The SSE response is borrowed for its
     keep-alive task (writes never interleave: each chunk is whole lines), its disconnect and
     shutdown handling."""
-    return EventSourceResponse(
+    return FrameStream(
         lines,
         media_type="application/x-ndjson",
         ping=keepalive,

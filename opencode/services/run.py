@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from opencode.core.ids import EventIds
-from opencode.schemas.events import FINAL_EVENTS, ErrorEvent, ResyncEvent, StreamEvent
+from opencode.events.sse import encode
+from opencode.schemas.events import (
+    FINAL_EVENTS,
+    INTERNAL_EVENTS,
+    ErrorEvent,
+    ResyncEvent,
+    StreamEvent,
+)
 from opencode.services.draft import Draft
 from opencode.services.providers import ResolvedModel
 
@@ -37,6 +44,7 @@ class Run:
     stop_reason: StopReason | None = None  # set by the first abort; later ones only wait
     _ids: list[int] = field(default_factory=list)
     _events: list[StreamEvent] = field(default_factory=list)
+    _frames: list[bytes | None] = field(default_factory=list)  # SSE, encoded on first send
     _ended: bool = False  # a final event is in the log
     _closed: bool = False  # nothing more will be logged
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,6 +60,7 @@ class Run:
             return
         self._ids.append(self.ids.next())
         self._events.append(event)
+        self._frames.append(None)
         self._ended = isinstance(event, FINAL_EVENTS)
         self._changed.set()
 
@@ -82,21 +91,50 @@ class Run:
         final event (or the run is closed: a run may outlive its final event while it retries
         storing it). An id this run did not issue gets a ``server.resync`` first, then the
         whole turn from its start."""
-        start = 0
-        if last_event_id:
-            if self.issued(last_event_id):
-                start = bisect.bisect_right(self._ids, last_event_id)
-            else:
-                yield None, ResyncEvent(reason=self._resync_reason(last_event_id))
-        sent = start
+        start, resync = self._start(last_event_id)
+        if resync is not None:
+            yield None, resync
+        async for first, end in self._spans(start):
+            for index in range(first, end):
+                yield self._ids[index], self._events[index]
+
+    async def frames(self, last_event_id: int | None = None) -> AsyncIterator[bytes]:
+        """``follow`` as the seed SSE stream (internal events left out): each event encoded
+        once for every stream that sends it, and everything not yet sent joined into one
+        write, so a stream that fell behind catches up in one ``send``."""
+        start, resync = self._start(last_event_id)
+        if resync is not None:
+            yield encode(None, resync)
+        async for first, end in self._spans(start):
+            if batch := b"".join(self._frame(index) for index in range(first, end)):
+                yield batch
+
+    def _start(self, last_event_id: int | None) -> tuple[int, ResyncEvent | None]:
+        if not last_event_id:
+            return 0, None
+        if self.issued(last_event_id):
+            return bisect.bisect_right(self._ids, last_event_id), None
+        return 0, ResyncEvent(reason=self._resync_reason(last_event_id))
+
+    async def _spans(self, sent: int) -> AsyncIterator[tuple[int, int]]:
+        """``(first, end)`` index ranges of the log as it grows, from ``sent`` on."""
         while True:
-            while sent < len(self._events):
-                sent += 1
-                yield self._ids[sent - 1], self._events[sent - 1]
+            if sent < len(self._events):
+                first, sent = sent, len(self._events)
+                yield first, sent
+                continue
             if self._closed or self._ended:
                 return
             self._changed.clear()
             await self._changed.wait()
+
+    def _frame(self, index: int) -> bytes:
+        frame = self._frames[index]
+        if frame is None:
+            event = self._events[index]
+            frame = b"" if isinstance(event, INTERNAL_EVENTS) else encode(self._ids[index], event)
+            self._frames[index] = frame
+        return frame
 
     def _resync_reason(self, last_event_id: int) -> str:
         if not self._ids or last_event_id < self._ids[0]:

@@ -42,8 +42,8 @@ def by_type(frames: list[Frame]) -> dict[str, list[dict]]:
     return grouped
 
 
-async def read_bus(client, into: list, ready: asyncio.Event, headers=None) -> None:
-    async with client.stream("GET", "/event", headers=headers or {}) as response:
+async def read_bus(client, into: list, ready: asyncio.Event, headers=None, params=None) -> None:
+    async with client.stream("GET", "/event", headers=headers or {}, params=params) as response:
         parser = SSEParser()
         async for line in response.aiter_lines():
             frame = parser.feed(line)
@@ -53,12 +53,14 @@ async def read_bus(client, into: list, ready: asyncio.Event, headers=None) -> No
 
 
 @asynccontextmanager
-async def listen_bus(client: httpx.AsyncClient, headers=None) -> AsyncIterator[list[Frame]]:
+async def listen_bus(
+    client: httpx.AsyncClient, headers=None, params=None
+) -> AsyncIterator[list[Frame]]:
     """``GET /event`` read in the background; yields the list its frames are appended to,
     once the connection is up."""
     frames: list[Frame] = []
     ready = asyncio.Event()
-    reader = asyncio.create_task(read_bus(client, frames, ready, headers))
+    reader = asyncio.create_task(read_bus(client, frames, ready, headers, params))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         yield frames

@@ -58,6 +58,32 @@ async def test_bus_carries_session_message_and_todo_events(fake, server):
         assert [int(f.id) for f in replayed[1:3]] == ids[-2:]
 
 
+async def test_a_session_filter_sends_only_that_sessions_events(fake, server):
+    fake.script(Reply(text="for one"), Reply(text="for two"))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        one, two = await new_session(client), await new_session(client)
+        missing = await client.get("/event", params={"session_id": "ses_nope"})
+        assert missing.status_code == 404 and "error" in missing.json()
+        async with listen_bus(client, params={"session_id": one}) as frames:
+            await send(client, two, content="first")
+            await send(client, one, content="second")
+            await wait_until(
+                lambda: any(
+                    f.data["type"] == "session.status" and f.data["properties"]["status"] == "idle"
+                    for f in frames
+                )
+            )
+        named = {
+            f.data["properties"].get("session_id", f.data["properties"].get("id"))
+            for f in frames[1:]
+        }
+        assert named == {one}
+        deltas = [
+            f.data["properties"]["delta"] for f in frames if f.data["type"] == "message.part.delta"
+        ]
+        assert "".join(deltas) == "for two"
+
+
 async def test_generate_title(fake, start_server):
     server = start_server(OPENCODE_TITLE_MODEL="anthropic/claude-haiku-4-5")
     fake.script(Reply(text="Sure, here you go"), Reply(text='"Planning A Garden Party."'))

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from opencode.core.ids import EventIds
 from opencode.events.codex_wire import codex_notifications, ndjson_lines, sse_frames, to_json
-from opencode.events.sse import seed_frames
 from opencode.schemas.events import (
     CompactionEvent,
     ErrorEvent,
@@ -15,6 +15,7 @@ from opencode.schemas.events import (
     RetryEvent,
     StepStart,
 )
+from opencode.services.run import Run
 from tests.codex_notes import RAW, assert_raw_items_valid, methods
 from tests.events.codex_log import (
     CALL,
@@ -190,6 +191,17 @@ def test_a_lone_surrogate_becomes_a_replacement_character():
 
 
 async def test_the_default_stream_skips_internal_events():
-    frames = [frame async for frame in seed_frames(log(TWO_STEPS))]
-    assert "items_completed" not in {frame.event for frame in frames}
+    run = Run("ses_1", "msg_1", model=None, ids=EventIds())  # type: ignore[arg-type]
+    for event in TWO_STEPS:
+        run.emit(event)
+    run.close()
+    stream = b"".join([batch async for batch in run.frames()]).decode()
+    frames = [block for block in stream.split("\r\n\r\n") if block]
+    names = [
+        line.removeprefix("event: ")
+        for f in frames
+        for line in f.split("\r\n")
+        if line.startswith("event: ")
+    ]
+    assert "items_completed" not in names
     assert len(frames) == len([e for e in TWO_STEPS if not isinstance(e, ItemsCompleted)])
