@@ -46,7 +46,6 @@ from opencode.services.runs import RunManager
 from opencode.services.sessions import SessionService
 from opencode.services.titles import TitleService
 from opencode.services.todos import TodoService
-from opencode.services.tokens import JwksCache, TokenVerifier
 from opencode.services.turns import TurnBuilder
 from opencode.storage.factory import build_store, choose_store
 from opencode.tools.registry import default_registry
@@ -63,6 +62,9 @@ JWKS_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> Authenticator:
     verifier = jwks = None
     if settings.auth_mode == "supabase":
+        # here: PyJWT and cryptography cost other modes ~40 ms of start-up for nothing
+        from opencode.services.tokens import JwksCache, TokenVerifier
+
         assert settings.supabase_url is not None  # Settings checks it
         auth_url = settings.supabase_url.rstrip("/") + "/auth/v1"
         jwks = JwksCache(auth_url + "/.well-known/jwks.json", http)

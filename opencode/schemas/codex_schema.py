@@ -11,11 +11,13 @@ reasons why it is not each other kind of item.
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_PATH = Path(__file__).parent / "codex" / "RawResponseItemCompletedNotification.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -25,8 +27,16 @@ ITEM_TYPES: tuple[str, ...] = tuple(
     for branch in SCHEMA["definitions"]["ResponseItem"]["oneOf"]
 )
 
-_NOTIFICATION = Draft7Validator(SCHEMA)
-_ITEM = Draft7Validator(ITEM_SCHEMA)
+
+
+@cache
+def _validator(item: bool) -> "Draft7Validator":
+    """Built on first use: jsonschema is imported by the first import of a history, not by
+    the server's start-up (~40 ms of a start-up that should take under a second)."""
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(ITEM_SCHEMA if item else SCHEMA)
+
 _JSON_TYPES = {
     "string": "a string",
     "array": "an array",
@@ -63,12 +73,12 @@ class SchemaProblem:
 
 def notification_problems(params: Any) -> list[SchemaProblem]:
     """What is wrong with ``rawResponseItem/completed`` params (``[]``: they validate)."""
-    return _problems(_NOTIFICATION.iter_errors(params))
+    return _problems(_validator(False).iter_errors(params))
 
 
 def item_problems(item: Any) -> list[SchemaProblem]:
     """What is wrong with one ``ResponseItem`` (``[]``: it validates)."""
-    return _problems(_ITEM.iter_errors(item))
+    return _problems(_validator(True).iter_errors(item))
 
 
 def items_problems(items: Sequence[Any]) -> list[SchemaProblem]:
@@ -80,7 +90,7 @@ def items_problems(items: Sequence[Any]) -> list[SchemaProblem]:
     ]
 
 
-def _problems(errors: Iterable[ValidationError]) -> list[SchemaProblem]:
+def _problems(errors: Iterable["ValidationError"]) -> list[SchemaProblem]:
     seen: dict[tuple[tuple[str | int, ...], str], SchemaProblem] = {}
     for error in errors:
         for problem in _explain(error, nullable=False):
@@ -88,7 +98,7 @@ def _problems(errors: Iterable[ValidationError]) -> list[SchemaProblem]:
     return list(seen.values())
 
 
-def _explain(error: ValidationError, *, nullable: bool) -> list[SchemaProblem]:
+def _explain(error: "ValidationError", *, nullable: bool) -> list[SchemaProblem]:
     path = tuple(error.absolute_path)
     if error.validator not in ("oneOf", "anyOf") or not error.context:
         return [_leaf(error, nullable)]
@@ -140,7 +150,7 @@ def _discriminator(branch: dict[str, Any]) -> str | None:
     return enum[0] if isinstance(enum, list) and len(enum) == 1 else None
 
 
-def _leaf(error: ValidationError, nullable: bool) -> SchemaProblem:
+def _leaf(error: "ValidationError", nullable: bool) -> SchemaProblem:
     path = tuple(error.absolute_path)
     keyword = str(error.validator)
     if keyword == "required":

@@ -15,11 +15,14 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opencode.core.errors import BadRequest, OpencodeError
 from opencode.core.settings import AuthMode
 from opencode.core.users import LOCAL_CALLER, LOCAL_USER_ID, Caller, is_user_id
-from opencode.services.tokens import JwksCache, TokenVerifier
+
+if TYPE_CHECKING:  # PyJWT and cryptography (~40 ms of start-up) load only in supabase mode
+    from opencode.services.tokens import JwksCache, TokenVerifier
 
 AUTH_USER = "opencode"
 
@@ -55,8 +58,8 @@ class Authenticator:
         *,
         password: str | None = None,
         admin_token: str | None = None,
-        verifier: TokenVerifier | None = None,
-        jwks: JwksCache | None = None,
+        verifier: "TokenVerifier | None" = None,
+        jwks: "JwksCache | None" = None,
     ) -> None:
         if mode == "supabase" and verifier is None:
             raise ValueError("supabase auth needs a TokenVerifier")

@@ -184,7 +184,7 @@ async def _excerpt(response: httpx.Response, limit: int = 300) -> str:
             break
     text = decode(bytes(body), response.charset_encoding)
     if _kind(response.headers.get("content-type", "")) == "html":
-        text = html_to_text(text)
+        text = await asyncio.to_thread(html_to_text, text)
     text = collapse_whitespace(text)
     return text if len(text) <= limit else text[:limit] + "..."
 

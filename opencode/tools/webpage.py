@@ -12,10 +12,8 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
-
-import charset_normalizer
-from html_to_markdown import ConversionError, ConversionOptions, PreprocessingOptions, convert
+from functools import cache
+from typing import Any, Literal
 
 from opencode.tools.base import ToolError
 from opencode.tools.text import collapse_whitespace
@@ -75,7 +73,7 @@ def render(page: Page, fmt: Format, max_chars: int) -> str:
         return truncate(header + "\n" + html, max_chars)
     try:
         title, body, whole = _readable_within(html, page.url, fmt, max_chars)
-    except ConversionError as exc:
+    except _converter().ConversionError as exc:
         raise ToolError(
             f"Could not convert the HTML at {page.url} to {fmt}: {exc}. "
             "Fetch it again with format=html to read the raw page."
@@ -112,7 +110,7 @@ def _readable_within(
 
 def readable(html: str, base_url: str, fmt: Literal["markdown", "text"]) -> tuple[str, str]:
     """The page's title and its content as Markdown or plain text, without the noise."""
-    result = convert(html, _options(fmt, base_url))
+    result = _converter().convert(html, _options(fmt, base_url))
     title = collapse_whitespace(result.metadata.document.title or "")
     body = result.content or ""
     if fmt == "markdown":
@@ -122,7 +120,8 @@ def readable(html: str, base_url: str, fmt: Literal["markdown", "text"]) -> tupl
 
 def html_to_text(html: str) -> str:
     """The plain text of an HTML document or fragment (such as the start of an error page)."""
-    return convert(html, _options("text", None, extract_metadata=False)).content or ""
+    options = _options("text", None, extract_metadata=False)
+    return _converter().convert(html, options).content or ""
 
 
 def decode(body: bytes, charset: str | None) -> str:
@@ -141,6 +140,8 @@ def decode_html(body: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeDecodeError):  # unknown, or not what the body is in
             pass
     # preemptive_behaviour: try the encoding the document declares before guessing
+    import charset_normalizer  # here: ~25 ms of start-up otherwise (this runs in a thread)
+
     match = charset_normalizer.from_bytes(body, preemptive_behaviour=True).best()
     return str(match) if match is not None else decode(body, None)
 
@@ -160,12 +161,21 @@ def _safe_cut(html: str, end: int) -> int:
     return end
 
 
+@cache
+def _converter() -> Any:
+    """html_to_markdown, imported by the first page converted (in a thread), not at start-up."""
+    import html_to_markdown
+
+    return html_to_markdown
+
+
 def _options(
     fmt: Literal["markdown", "text"], base_url: str | None, *, extract_metadata: bool = True
-) -> ConversionOptions:
-    return ConversionOptions(
+) -> Any:
+    h2m = _converter()
+    return h2m.ConversionOptions(
         output_format="markdown" if fmt == "markdown" else "plain",
-        preprocessing=PreprocessingOptions(
+        preprocessing=h2m.PreprocessingOptions(
             preset="aggressive", remove_navigation=True, remove_forms=True
         ),
         exclude_selectors=_NOISE_SELECTORS,
