@@ -29,6 +29,7 @@ from opencode.core.settings import Settings
 from opencode.events.bus import EventBus
 from opencode.llm.anthropic_native import AnthropicStreamClient
 from opencode.llm.gemini_native import GeminiStreamClient
+from opencode.llm.http_stream import PooledClient
 from opencode.llm.lazy_litellm import LazyLiteLLMClient
 from opencode.llm.openai_native import OpenAIStreamClient
 from opencode.llm.router import ProviderRouter
@@ -308,6 +309,9 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         # off the loop, not in a first request.
         await asyncio.to_thread(services.catalog.list_providers)
         freeze_startup_objects()
+        for client in services.models.by_provider.values():
+            if isinstance(client, PooledClient):
+                client.warm()  # its HTTP client, made in a thread now, not by the first turn
         shutdown = Shutdown(services, settings.shutdown_grace)
         app.state.services = services
         app.state.shutdown = shutdown

@@ -26,8 +26,6 @@ from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from typing import Any
 
-import httpx
-
 from opencode.llm import cost_map
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.anthropic_bodies import (
@@ -38,7 +36,7 @@ from opencode.llm.anthropic_bodies import (
 )
 from opencode.llm.anthropic_request import messages_url, request_body, request_headers
 from opencode.llm.errors import invalid_json_error
-from opencode.llm.http_stream import HTTPStream, new_http_client
+from opencode.llm.http_stream import HTTPStream, PooledClient
 from opencode.llm.openai_bodies import HTTPFailure
 from opencode.llm.sse import EventLines, data_payload
 from opencode.llm.types import ModelRequest, ProviderError, StreamChunk, Usage
@@ -56,45 +54,19 @@ STOP_REASONS = {
 }
 
 
-class AnthropicStreamClient:
-    """``ModelClient`` for ``anthropic/<model>`` requests, over one shared ``httpx.AsyncClient``.
+class AnthropicStreamClient(PooledClient):
+    """``ModelClient`` for ``anthropic/<model>`` requests; the pooled HTTP client, the idle timeout
+    and closing are ``http_stream.PooledClient``'s."""
 
-    Pass ``http`` to use a client you own (and close); without it one is created on first use
-    and closed by ``aclose()``. ``idle_timeout`` bounds every wait on the provider (the response
-    headers, then each read of the body), as in ``LiteLLMClient``; None waits forever.
-    Closing the stream (``aclose``, or cancelling the consumer) closes the HTTP response at once.
-    """
-
-    def __init__(
-        self, http: httpx.AsyncClient | None = None, *, idle_timeout: float | None = 300.0
-    ) -> None:
-        self._http = http
-        self._owns_http = http is None
-        self.idle_timeout = idle_timeout
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this instance created (a client passed in is left open)."""
-        if self._owns_http and self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
+    provider = PROVIDER
+    error_body = staticmethod(HTTPFailure.of)
+    whole_body = staticmethod(whole_body)
+    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         body = request_body(request)  # before the exchange: a body it cannot build is a 400
-        http = self._http_client()
-        call = http.build_request(
-            "POST",
-            messages_url(request.api_base),
-            json=body,
-            headers=request_headers(request.api_key),
-        )
-        exchange = HTTPStream(
-            http,
-            call,
-            provider=PROVIDER,
-            idle_timeout=self.idle_timeout,
-            error_body=HTTPFailure.of,
-            whole_body=whole_body,
-            event_types=EVENT_STREAM_TYPES,
+        exchange = await self.post(
+            messages_url(request.api_base), body, request_headers(request.api_key)
         )
         try:
             step = AnthropicStep(request.max_output_chars)
@@ -105,11 +77,6 @@ class AnthropicStreamClient:
                 yield chunk
         finally:
             await exchange.close()
-
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = new_http_client()
-        return self._http
 
 
 async def _events(exchange: HTTPStream) -> AsyncIterator[dict[str, Any]]:

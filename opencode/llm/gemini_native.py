@@ -35,8 +35,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
-
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.errors import invalid_json_error
 from opencode.llm.gemini_bodies import (
@@ -47,7 +45,7 @@ from opencode.llm.gemini_bodies import (
     whole_body,
 )
 from opencode.llm.gemini_request import SIGNATURE_SEPARATOR, auth_headers, request_body, stream_url
-from opencode.llm.http_stream import HTTPStream, new_http_client
+from opencode.llm.http_stream import HTTPStream, PooledClient
 from opencode.llm.sse import EventLines, data_payload
 from opencode.llm.types import ModelRequest, ProviderError, StreamChunk, Usage
 
@@ -61,44 +59,18 @@ CONTENT_FILTER = frozenset(
 )
 
 
-class GeminiStreamClient:
-    """``ModelClient`` for ``gemini/<model>`` requests, over one shared ``httpx.AsyncClient``.
+class GeminiStreamClient(PooledClient):
+    """``ModelClient`` for ``gemini/<model>`` requests; the pooled HTTP client, the idle timeout
+    and closing are ``http_stream.PooledClient``'s."""
 
-    Pass ``http`` to use a client you own (and close); without it one is created on first use
-    and closed by ``aclose()``. ``idle_timeout`` bounds every wait on the provider (the response
-    headers, then each read of the body), as in ``LiteLLMClient``; None waits forever.
-    Closing the stream (``aclose``, or cancelling the consumer) closes the HTTP response at once.
-    """
-
-    def __init__(
-        self, http: httpx.AsyncClient | None = None, *, idle_timeout: float | None = 300.0
-    ) -> None:
-        self._http = http
-        self._owns_http = http is None
-        self.idle_timeout = idle_timeout
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this instance created (a client passed in is left open)."""
-        if self._owns_http and self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
+    provider = PROVIDER
+    error_body = staticmethod(error_body)
+    whole_body = staticmethod(whole_body)
+    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
-        http = self._http_client()
-        call = http.build_request(
-            "POST",
-            stream_url(request),
-            json=request_body(request),
-            headers=auth_headers(request.api_key),
-        )
-        exchange = HTTPStream(
-            http,
-            call,
-            provider=PROVIDER,
-            idle_timeout=self.idle_timeout,
-            error_body=error_body,
-            whole_body=whole_body,
-            event_types=EVENT_STREAM_TYPES,
+        exchange = await self.post(
+            stream_url(request), request_body(request), auth_headers(request.api_key)
         )
         try:
             step = StepBuilder(PROVIDER, request.max_output_chars)
@@ -110,11 +82,6 @@ class GeminiStreamClient:
                 yield chunk
         finally:
             await exchange.close()
-
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = new_http_client()
-        return self._http
 
 
 async def _payloads(exchange: HTTPStream) -> AsyncIterator[bytes]:

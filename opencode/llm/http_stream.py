@@ -45,6 +45,77 @@ def new_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS)
 
 
+class PooledClient:
+    """What every native client shares: one pooled ``httpx.AsyncClient`` for its whole life, and
+    the streamed POST of each step on it.
+
+    Pass ``http`` to use a client you own (and close); without it one is created on first use
+    and closed by ``aclose()``. ``idle_timeout`` bounds every wait on the provider (the response
+    headers, then each read of the body), as in ``LiteLLMClient``; None waits forever.
+    Closing the stream (``aclose``, or cancelling the consumer) closes the HTTP response at once.
+    """
+
+    # Each native client sets these (plain functions, as staticmethods).
+    provider = "provider"  # its name in errors
+    error_body: ErrorBody  # a non-200 as an exception
+    whole_body: WholeBody  # a 200 that is not an event stream
+    event_types: frozenset[str]  # the content types of a stream
+
+    def __init__(
+        self, http: httpx.AsyncClient | None = None, *, idle_timeout: float | None = 300.0
+    ) -> None:
+        self._http = http
+        self._owns_http = http is None
+        self._opening: asyncio.Future[httpx.AsyncClient] | None = None
+        self.idle_timeout = idle_timeout
+
+    def warm(self) -> None:
+        """Create the HTTP client now, in a thread. Creating one loads the CA bundle into a TLS
+        context: 30-130 ms of CPU that, on the loop, would stall every stream at the first turn
+        to this provider. The lifespan warms every native client just after start-up."""
+        if self._http is None and self._opening is None:
+            self._opening = asyncio.ensure_future(asyncio.to_thread(new_http_client))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this instance created (a client passed in is left open)."""
+        if self._opening is not None:
+            await asyncio.wait([self._opening])
+            if not self._opening.cancelled() and self._opening.exception() is None:
+                self._http = self._http or self._opening.result()
+            self._opening = None
+        if self._owns_http and self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    async def post(self, url: str, body: Any, headers: dict[str, str]) -> "HTTPStream":
+        """The step's exchange: ``body`` POSTed as JSON to ``url``, its body streamed."""
+        http = self._http or await self._opened()
+        call = http.build_request("POST", url, json=body, headers=headers)
+        return HTTPStream(
+            http,
+            call,
+            provider=self.provider,
+            idle_timeout=self.idle_timeout,
+            error_body=self.error_body,
+            whole_body=self.whole_body,
+            event_types=self.event_types,
+        )
+
+    async def _opened(self) -> httpx.AsyncClient:
+        self.warm()
+        assert self._opening is not None
+        opening = self._opening
+        try:
+            # shielded: a turn cancelled meanwhile leaves the client to the next one
+            http = await asyncio.shield(opening)
+        except Exception:
+            if self._opening is opening:
+                self._opening = None  # the next turn tries again
+            raise
+        self._http = self._http or http
+        return self._http
+
+
 class HTTPStream:
     """One streamed POST. ``reads()`` yields each read of the body; a failure (transport, status,
     a body that is not an event stream, the idle timer) comes out of it as a ``ProviderError``.

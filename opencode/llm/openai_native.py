@@ -20,11 +20,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.errors import invalid_json_error
-from opencode.llm.http_stream import HTTPStream, new_http_client
+from opencode.llm.http_stream import HTTPStream, PooledClient
 from opencode.llm.messages import chat_fields
 from opencode.llm.openai_bodies import (
     EVENT_STREAM_TYPES,
@@ -46,44 +44,20 @@ LITELLM_ONLY_KEYS = frozenset(
 )
 
 
-class OpenAIStreamClient:
-    """``ModelClient`` for ``openai/<model>`` requests, over one shared ``httpx.AsyncClient``.
+class OpenAIStreamClient(PooledClient):
+    """``ModelClient`` for ``openai/<model>`` requests; the pooled HTTP client, the idle timeout
+    and closing are ``http_stream.PooledClient``'s."""
 
-    Pass ``http`` to use a client you own (and close); without it one is created on first use
-    and closed by ``aclose()``. ``idle_timeout`` bounds every wait on the provider (the response
-    headers, then each read of the body), as in ``LiteLLMClient``; None waits forever.
-    Closing the stream (``aclose``, or cancelling the consumer) closes the HTTP response at once.
-    """
-
-    def __init__(
-        self, http: httpx.AsyncClient | None = None, *, idle_timeout: float | None = 300.0
-    ) -> None:
-        self._http = http
-        self._owns_http = http is None
-        self.idle_timeout = idle_timeout
-
-    async def aclose(self) -> None:
-        """Close the HTTP client this instance created (a client passed in is left open)."""
-        if self._owns_http and self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
+    provider = PROVIDER
+    error_body = staticmethod(HTTPFailure.of)
+    whole_body = staticmethod(whole_body)
+    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
-        http = self._http_client()
-        call = http.build_request(
-            "POST",
+        exchange = await self.post(
             chat_completions_url(request.api_base),
-            json=request_body(request),
-            headers=auth_headers(request.api_key),
-        )
-        exchange = HTTPStream(
-            http,
-            call,
-            provider=PROVIDER,
-            idle_timeout=self.idle_timeout,
-            error_body=HTTPFailure.of,
-            whole_body=whole_body,
-            event_types=EVENT_STREAM_TYPES,
+            request_body(request),
+            auth_headers(request.api_key),
         )
         try:
             step = StepBuilder(PROVIDER, request.max_output_chars)
@@ -94,11 +68,6 @@ class OpenAIStreamClient:
                 yield chunk
         finally:
             await exchange.close()
-
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = new_http_client()
-        return self._http
 
 
 async def _payloads(exchange: HTTPStream) -> AsyncIterator[bytes]:

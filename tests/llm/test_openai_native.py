@@ -211,6 +211,31 @@ async def test_the_connection_is_reused() -> None:
     assert provider.connections == 1
 
 
+async def test_concurrent_first_streams_share_one_client_made_off_the_loop() -> None:
+    """The HTTP client (a TLS context with the CA bundle: tens of ms of CPU) is made once, in a
+    thread: by ``warm()`` at start-up, or by the first streams, which all wait for that one."""
+    body = sse(chunk({"content": "ok"}), chunk({}, "stop"), "[DONE]")
+    async with RawProvider(*(Answer([body]) for _ in range(4))) as provider:
+        client = OpenAIStreamClient()
+        client.warm()
+        assert client._http is None  # still being made, in the thread
+        runs = [run(client, openai_request(provider.base)) for _ in range(4)]
+        outputs = await asyncio.gather(*runs)
+        assert [output[-1].text for output in outputs] == ["ok"] * 4
+        http = client._http
+        assert http is not None and await client._opened() is http
+        await client.aclose()
+        assert http.is_closed
+
+
+async def test_aclose_while_the_client_is_being_made_closes_it() -> None:
+    client = OpenAIStreamClient()
+    client.warm()
+    opening = client._opening
+    await client.aclose()
+    assert opening is not None and opening.result().is_closed
+
+
 async def test_aclose_closes_only_a_client_it_created() -> None:
     async with httpx.AsyncClient() as shared:
         await OpenAIStreamClient(shared).aclose()
