@@ -11,12 +11,14 @@ handlers uvicorn installs before the lifespan starts. A second Ctrl+C skips the 
 import asyncio
 import gc
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from fastapi import FastAPI
@@ -49,6 +51,7 @@ from opencode.services.titles import TitleService
 from opencode.services.todos import TodoService
 from opencode.services.turns import TurnBuilder
 from opencode.storage.factory import build_store, choose_store
+from opencode.storage.instance_lock import AnotherInstance, InstanceLock
 from opencode.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
@@ -300,6 +303,12 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
         register_secrets(settings.secret_values())
         services = build_services(settings)
         await services.store.initialize()
+        instance = InstanceLock(services.store_choice)
+        try:
+            await instance.acquire()
+        except AnotherInstance as exc:
+            await services.store.close()
+            refuse_to_serve(exc)
         services.writer.start()
         log.info("storage: %s (%s)", services.store_choice.kind, services.store_choice.shown)
         log.info("auth: %s", _describe_auth(settings))
@@ -336,10 +345,23 @@ def make_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
             await services.writer.close()  # after the runs: their last writes go through it
             await services.models.aclose()  # after the runs: they stream through it
             await services.store.close()
+            await instance.release()
             await services.http.aclose()
             gc.unfreeze()  # what the app held can be collected again (tests run many apps)
 
     return lifespan
+
+
+def refuse_to_serve(exc: AnotherInstance) -> NoReturn:
+    """Stop start-up with ``exc``'s message. A worker of ``uvicorn --workers N`` also stops its
+    supervisor, which would otherwise start it again and again: several workers on one
+    database are refused as a whole, not left to fight over it."""
+    log.error("%s", exc.message)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        log.error("stopping the worker supervisor (pid %d): one database, one worker", parent.pid)
+        os.kill(parent.pid, signal.SIGTERM)
+    raise SystemExit(exc.message)
 
 
 def _describe_auth(settings: Settings) -> str:
