@@ -20,6 +20,9 @@ COPY --chown=user app.py .
 COPY --chown=user opencode ./opencode
 # the Postgres schema, applied at startup when DATABASE_URL is a postgresql:// URL
 COPY --chown=user supabase ./supabase
+# Bytecode now, not at every container start (a fresh container would compile all of it
+# before answering /health: ~0.1 s of a start-up that takes ~1 s).
+RUN python -m compileall -q app.py opencode
 
 # Without DATABASE_URL (or SUPABASE_URL + SUPABASE_KEY) SQLite lives in ./data/opencode.db,
 # i.e. /home/user/app/data; set DATABASE_URL=sqlite:////data/opencode.db for a Space's
