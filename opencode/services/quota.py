@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
+from typing import Any
 
 from opencode.agent.compaction import estimate_tokens
 from opencode.core.errors import OpencodeError
@@ -54,9 +55,10 @@ class QuotaService:
     def today(self) -> date:
         return self._clock().date()
 
-    async def check(self, user_id: str) -> None:
+    async def check(self, user_id: str) -> int:
         """Before a turn (or a title): 429 when the user has no tokens left today, counting the
-        calls running now as ``reserve_tokens`` does, so a turn this lets in gets its first step."""
+        calls running now as ``reserve_tokens`` does, so a turn this lets in gets its first step.
+        Returns the user's limit (0: unlimited)."""
         now = self._clock()
         day = await self._store.daily_usage(user_id, now.date())
         limit = await self._limit(user_id)
@@ -64,6 +66,7 @@ class QuotaService:
             raise QuotaExceeded(
                 limit=limit, used=day.total_tokens, resets_at=next_midnight(now), now=now
             )
+        return limit
 
     async def usage(self, user_id: str) -> UsageOut:
         now = self._clock()
@@ -81,8 +84,8 @@ class QuotaService:
         await self._store.set_user_limit(user_id, limit)
         return await self.limit_of(user_id)
 
-    def meter(self, user_id: str, model: str) -> "StepMeter":
-        return StepMeter(self, user_id, model)
+    def meter(self, user_id: str, model: str, *, unlimited: bool = False) -> "StepMeter":
+        return StepMeter(self, user_id, model, unlimited=unlimited)
 
     def metered(self, client: ModelClient, user_id: str, model: str) -> ModelClient:
         """``client`` with every call reserved and settled for ``user_id``; a call the quota
@@ -111,17 +114,30 @@ class QuotaService:
 class StepMeter:
     """The agent loop's ``Meter`` for one run: one reservation per model call at a time."""
 
-    def __init__(self, quota: QuotaService, user_id: str, model: str) -> None:
+    def __init__(
+        self, quota: QuotaService, user_id: str, model: str, *, unlimited: bool = False
+    ) -> None:
         self._quota = quota
         self.user_id = user_id
         self._model = model
+        # A user without a limit (checked at the turn's start) cannot be refused: the
+        # reservation is then written while the call starts, not before it (~0.9 ms of the
+        # time to first text on SQLite), and settling waits for it.
+        self._unlimited = unlimited
+        self._reserving: asyncio.Future[tuple[date, QuotaDecision]] | None = None
+        self._tokens = 0
         self._held: tuple[date, int] | None = None
         self._refused: QuotaDecision | None = None
 
     async def admit(self, messages: Sequence[ChatMessage]) -> bool:
         """Reserve the prompt's estimated tokens; False when the user is over the limit."""
         tokens = max(1, estimate_tokens(messages))
-        day, decision = await self._quota._reserve(self.user_id, tokens)
+        reserving = asyncio.ensure_future(self._quota._reserve(self.user_id, tokens))
+        if self._unlimited:
+            reserving.add_done_callback(_retrieved)  # settle reports a failure, if it runs
+            self._reserving, self._tokens = reserving, tokens
+            return True
+        day, decision = await reserving
         self._held = (day, tokens) if decision.allowed else None
         self._refused = None if decision.allowed else decision
         return decision.allowed
@@ -130,6 +146,14 @@ class StepMeter:
         """Record the call's usage and release its reservation. A call cut short (``output``
         None) after it streamed is charged its reserved estimate: the provider billed the
         prompt; one that failed before any output is charged nothing."""
+        if self._reserving is not None:
+            reserving, self._reserving = self._reserving, None
+            try:
+                day, decision = await asyncio.shield(reserving)
+            except Exception as exc:  # nothing was reserved: nothing to settle
+                log.warning("could not reserve a model call of user %s: %s", self.user_id, exc)
+                return
+            self._held = (day, self._tokens) if decision.allowed else None
         if self._held is None:
             return
         day, reserved = self._held
@@ -210,3 +234,8 @@ def _usage_out(user_id: str, day: DailyUsage, limit: int, resets_at: datetime) -
             for m in day.by_model
         ],
     )
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

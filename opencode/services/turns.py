@@ -70,7 +70,7 @@ class TurnBuilder:
             raise OpencodeError(str(exc), status_code=422) from None
         extra = self._reasoning_options(model, body.reasoning_effort)
         owner = session.user_id or LOCAL_USER_ID  # who pays: the session's owner
-        await self._quota.check(owner)  # 429 before anything is stored
+        limit = await self._quota.check(owner)  # 429 before anything is stored
         context = await self._compactor.load(session_id)
         user = await self._store.add_message(
             new_message(
@@ -135,7 +135,7 @@ class TurnBuilder:
             tools=tools,
             max_steps=body.max_steps,
             context=keeper,
-            meter=self._quota.meter(owner, model.ref),
+            meter=self._quota.meter(owner, model.ref, unlimited=not limit),
         )
         return run, turn
 

@@ -114,6 +114,26 @@ async def test_a_call_that_straddles_midnight_is_charged_to_the_day_it_started(s
     assert (await quota.usage(USER)).remaining == 1000
 
 
+@pytest.mark.parametrize("ending", ["settled", "cut short after streaming"])
+async def test_an_unlimited_users_reservation_goes_with_the_call_and_is_still_charged(
+    store, ending
+):
+    """No limit: the reservation is written while the call starts (admit does not wait for
+    the store), and settling waits for it, so the day's figures are the same as with a limit."""
+    quota = quota_at(store, datetime(2026, 12, 4, 12, tzinfo=UTC), limit=0)
+    assert await quota.check(USER) == 0
+    meter = quota.meter(USER, MODEL, unlimited=True)
+    assert await meter.admit(PROMPT)  # returns before the reservation is stored
+    if ending == "settled":
+        await meter.settle(output_of(300, 20))
+        expected = (320, 0, 1)
+    else:
+        await meter.settle(None, streamed=True)  # charged the reserved estimate
+        expected = (100, 0, 1)
+    day = await store.daily_usage(USER, DAY)
+    assert (day.total_tokens, day.reserved, day.requests) == expected
+
+
 async def test_a_metered_call_is_refused_before_it_is_sent(store):
     quota = quota_at(store, datetime(2026, 12, 4, 12, tzinfo=UTC), limit=100)
     await spend(store, 100)
