@@ -102,6 +102,14 @@ class DraftSaver:
         waiters, self._waiters = self._waiters, []
         return _Taken(self, write, pending, waiters)
 
+    def abandon(self, error: Exception) -> None:
+        """Its write could not even be prepared: whoever waits for it gets ``error``."""
+        waiters, self._waiters = self._waiters, []
+        self._asked_at = None
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
     def landed(self, taken: _Taken, stored: bool) -> None:
         if stored:
             self._draft.written(taken.pending)
@@ -149,7 +157,7 @@ class DraftWriter:
         return len(self._wanted)
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():  # done: it failed; a new one takes over
             self._task = asyncio.get_running_loop().create_task(self._run(), name="draft-writer")
 
     async def close(self) -> None:
@@ -165,7 +173,7 @@ class DraftWriter:
 
     def want(self, saver: DraftSaver) -> None:
         self._wanted[saver] = None
-        if self._task is None:  # not started (or closed): nobody would write it
+        if self._task is None or self._task.done():  # not started, closed or failed
             self.start()
         self._wake.set()
 
@@ -190,7 +198,7 @@ class DraftWriter:
             batch = list(itertools.islice(self._wanted, self._max_batch))
             for saver in batch:
                 del self._wanted[saver]
-            await self._write([saver.take() for saver in batch])
+            await self._write([taken for saver in batch if (taken := _take(saver)) is not None])
 
     async def _write(self, batch: Sequence[_Taken]) -> None:
         try:
@@ -215,3 +223,14 @@ class DraftWriter:
                 getattr(error, "message", None) or repr(error),
             )
         taken.saver.failed(taken, error, retry=not self._closing)
+
+
+def _take(saver: DraftSaver) -> _Taken | None:
+    """The saver's write; None (its waiters told why) if even that failed: one broken draft
+    must not stop the writer that every reply depends on."""
+    try:
+        return saver.take()
+    except Exception as exc:
+        log.exception("could not prepare the draft write of message %s", saver.message_id)
+        saver.abandon(exc)
+        return None

@@ -183,3 +183,21 @@ async def test_close_writes_what_is_pending(store):
     saver.soon()
     await writer.close()
     assert (await store.get_message(saver.message_id)).content == "last words"
+
+
+class BrokenDraft(Draft):
+    """A draft whose write cannot be prepared (a bug elsewhere), to see the writer survive."""
+
+    def pending(self):
+        raise ValueError("broken draft")
+
+
+async def test_a_draft_that_cannot_be_written_does_not_stop_the_writer(store, writer):
+    session_id, message_id = await new_message(store)
+    broken = writer.saver(session_id, message_id, BrokenDraft())
+    draft, fine = await reply(store, writer)
+    draft.text("fine")
+    with pytest.raises(ValueError, match="broken draft"):
+        await broken.save(status="completed")
+    assert await fine.save(status="completed") is True
+    assert (await store.get_message(fine.message_id)).content == "fine"
