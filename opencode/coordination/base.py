@@ -183,3 +183,18 @@ def gap_for(after_id: int, oldest_id: int | None, newest_id: int | None) -> Gap 
     if oldest_id is None or newest_id is None or not oldest_id <= after_id <= newest_id:
         return Gap(after_id, oldest_id)
     return None
+
+
+def resume_point(
+    after_id: int | None, oldest_id: int | None, newest_id: int | None, *, default: int
+) -> tuple[Gap | None, int]:
+    """Where a reader asking for events after ``after_id`` starts (``default`` without one),
+    and the ``Gap`` to give it first, if any (``gap_for``): after an id too old, everything
+    retained after it; after one never issued, from ``default``."""
+    if after_id is None:
+        return None, default
+    gap = gap_for(after_id, oldest_id, newest_id)
+    if gap is None:
+        return None, after_id
+    too_old = oldest_id is not None and after_id < oldest_id
+    return gap, after_id if too_old else default

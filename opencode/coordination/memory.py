@@ -23,7 +23,7 @@ from opencode.coordination.base import (
     Gap,
     Lease,
     LiveRun,
-    gap_for,
+    resume_point,
 )
 from opencode.core.ids import EventIds, new_id
 
@@ -187,18 +187,13 @@ class MemoryEventLog:
         self, session_id: str, after_id: int | None = None
     ) -> AsyncIterator[Entry | Gap]:
         log = self._log(session_id)
-        cursor = (log.turn_start or 1) - 1
-        if after_id is not None:
-            oldest = log.entries[0].id if log.entries else None
-            newest = log.entries[-1].id if log.entries else None
-            gap = gap_for(after_id, oldest, newest)
-            if gap is not None:
-                yield gap
-                # Too old: everything retained after it; never issued: the current turn.
-                if oldest is not None and after_id < oldest:
-                    cursor = after_id
-            else:
-                cursor = after_id
+        oldest = log.entries[0].id if log.entries else None
+        newest = log.entries[-1].id if log.entries else None
+        # Never issued: the current turn, from its start.
+        default = (log.turn_start or 1) - 1
+        gap, cursor = resume_point(after_id, oldest, newest, default=default)
+        if gap is not None:
+            yield gap
         while True:
             changed = log.signal.changed()
             fresh = log.entries[bisect.bisect_right(log.entries, cursor, key=_entry_id) :]
@@ -228,18 +223,12 @@ class MemoryEventLog:
         return event_id
 
     async def subscribe(self, after_id: int | None = None) -> AsyncIterator[BusEntry | Gap]:
+        oldest = self._bus[0].id if self._bus else None
         newest = self._bus[-1].id if self._bus else 0
-        cursor = newest
-        if after_id is not None:
-            oldest = self._bus[0].id if self._bus else None
-            gap = gap_for(after_id, oldest, newest or None)
-            if gap is not None:
-                yield gap
-                # Too old: everything retained after it; never issued: only new events.
-                if oldest is not None and after_id < oldest:
-                    cursor = after_id
-            else:
-                cursor = after_id
+        # Never issued: only new events.
+        gap, cursor = resume_point(after_id, oldest, newest or None, default=newest)
+        if gap is not None:
+            yield gap
         while True:
             changed = self._bus_signal.changed()
             fresh = _newer(self._bus, cursor)

@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from opencode.coordination.base import BusEntry, Entry, Gap, gap_for
+from opencode.coordination.base import BusEntry, Entry, Gap, resume_point
 from opencode.coordination.redis_clients import Keys, RedisClients
 
 RUNNING_TTL_MS = 86_400_000  # §1: a turn log lives a day while its turn runs,
@@ -84,17 +84,13 @@ class RedisEventLog:
     ) -> AsyncIterator[Entry | Gap]:
         key = self._keys.events(session_id)
         start = await self.turn_start(session_id)
-        cursor = (start or 1) - 1
-        if after_id is not None:
+        oldest = newest = None
+        if after_id is not None:  # the log's ends only matter to a reader that resumes
             oldest, newest = await self._ends(key)
-            gap = gap_for(after_id, oldest, newest)
-            if gap is not None:
-                yield gap
-                # Too old: everything retained after it; never issued: the current turn.
-                if oldest is not None and after_id < oldest:
-                    cursor = after_id
-            else:
-                cursor = after_id
+        # Never issued: the current turn, from its start.
+        gap, cursor = resume_point(after_id, oldest, newest, default=(start or 1) - 1)
+        if gap is not None:
+            yield gap
         async for entry_id, fields in self._tail(key, cursor):
             entry = _entry(entry_id, fields)
             yield entry
@@ -121,16 +117,10 @@ class RedisEventLog:
 
     async def subscribe(self, after_id: int | None = None) -> AsyncIterator[BusEntry | Gap]:
         oldest, newest = await self._ends(self._keys.bus)
-        cursor = newest or 0
-        if after_id is not None:
-            gap = gap_for(after_id, oldest, newest)
-            if gap is not None:
-                yield gap
-                # Too old: everything retained after it; never issued: only new events.
-                if oldest is not None and after_id < oldest:
-                    cursor = after_id
-            else:
-                cursor = after_id
+        # Never issued: only new events.
+        gap, cursor = resume_point(after_id, oldest, newest, default=newest or 0)
+        if gap is not None:
+            yield gap
         async for entry_id, fields in self._tail(self._keys.bus, cursor):
             body = json.loads(fields[b"d"])
             yield BusEntry(

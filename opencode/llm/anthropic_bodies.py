@@ -18,9 +18,6 @@ from opencode.llm.types import ProviderError
 
 PROVIDER = "anthropic"
 
-# A response without any content-type is read as an event stream too: if it is not one, it ends
-# without a finish reason, which fails the step all the same.
-EVENT_STREAM_TYPES = frozenset({"text/event-stream", ""})
 
 # Anthropic's error types and the HTTP status each comes with (docs.anthropic.com/en/api/errors).
 ERROR_STATUS = {

@@ -29,7 +29,6 @@ from typing import Any
 from opencode.llm import cost_map
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.anthropic_bodies import (
-    EVENT_STREAM_TYPES,
     PROVIDER,
     error_event,
     whole_body,
@@ -61,7 +60,6 @@ class AnthropicStreamClient(PooledClient):
     provider = PROVIDER
     error_body = staticmethod(HTTPFailure.of)
     whole_body = staticmethod(whole_body)
-    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         body = request_body(request)  # before the exchange: a body it cannot build is a 400

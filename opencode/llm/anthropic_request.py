@@ -19,11 +19,10 @@ rest of ``request.extra`` is passed through as Anthropic fields.
 
 import json
 import re
-from functools import cache
-from importlib.util import find_spec
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
+from opencode.llm import cost_map
 from opencode.llm.openai_native import LITELLM_ONLY_KEYS
 from opencode.llm.types import ChatMessage, ModelRequest, ProviderError, ToolSpec
 
@@ -223,12 +222,12 @@ def _safe_id(call_id: str) -> str:
     return _INVALID_ID_CHARS.sub("_", call_id) or "tool_use_id"
 
 
-# ---- LiteLLM's offline cost map ----
+# ---- LiteLLM's offline cost map (``cost_map``, loaded at start-up off the loop) ----
 
 
 def default_max_tokens(model: str) -> int:
     """LiteLLM's ``max_tokens`` when none was asked: the model's ``max_output_tokens``."""
-    entry = _cost_map()[0].get(model) or {}
+    entry = _anthropic_entry(model)
     value = entry.get("max_output_tokens") or entry.get("max_tokens")
     return value if isinstance(value, int) else DEFAULT_MAX_TOKENS
 
@@ -236,34 +235,14 @@ def default_max_tokens(model: str) -> int:
 def model_flag(model: str, flag: str) -> bool:
     """A capability as LiteLLM reads it: the model's own entry, else the first of the map's
     ``fallback_generalizations`` rules for unknown Claude ids that sets it."""
-    entries, rules = _cost_map()
-    entry = entries.get(model) or {}
+    entry = _anthropic_entry(model)
     if flag in entry:
         return bool(entry[flag])
-    return any(flag in info and pattern.search(model) for pattern, info in rules)
+    return any(
+        flag in info and pattern.search(model) for pattern, info in cost_map.fallback_rules()
+    )
 
 
-@cache
-def _cost_map() -> tuple[dict[str, dict[str, Any]], list[tuple[re.Pattern[str], dict]]]:
-    """The Anthropic entries and fallback rules of LiteLLM's bundled cost map (the one
-    ``LITELLM_LOCAL_MODEL_COST_MAP`` makes it use), read once; empty if it cannot be found."""
-    spec = find_spec("litellm")
-    locations = list(spec.submodule_search_locations or ()) if spec else []
-    try:
-        path = Path(locations[0]) / "model_prices_and_context_window_backup.json"
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (IndexError, OSError, ValueError):
-        return {}, []
-    entries = {
-        name: entry
-        for name, entry in document.items()
-        if isinstance(entry, dict) and entry.get("litellm_provider") == "anthropic"
-    }
-    raw_rules = (document.get("fallback_generalizations") or {}).get("rules") or []
-    rules = []
-    for rule in raw_rules:
-        try:
-            rules.append((re.compile(rule["pattern"]), dict(rule.get("model_info") or {})))
-        except (KeyError, TypeError, re.error):
-            continue
-    return entries, rules
+def _anthropic_entry(model: str) -> Mapping[str, Any]:
+    entry = cost_map.entries().get(model)
+    return entry if entry is not None and entry.get("litellm_provider") == "anthropic" else {}

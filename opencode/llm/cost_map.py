@@ -3,7 +3,7 @@
 The litellm package ships its cost map as ``model_prices_and_context_window_backup.json``; with
 ``LITELLM_LOCAL_MODEL_COST_MAP`` set (``opencode.core.env``) that file is exactly
 ``litellm.model_cost`` (less its ``fallback_generalizations`` block, rules that add capability
-flags, never prices). Importing LiteLLM costs ~2 s and ~150 MiB; reading the file costs ~40 ms
+flags, never prices: kept apart, ``fallback_rules``). Importing LiteLLM costs ~2 s and ~150 MiB; reading the file costs ~40 ms
 and, kept to the providers served here, a few MiB. The prices (``prices``) and the model
 catalog (``opencode.services.providers``) read it from here, so the server needs LiteLLM only
 for a request that goes through it.
@@ -31,14 +31,16 @@ _STABLE_VERSION_SUFFIX = re.compile(r"-\d+$")
 _FINE_TUNE_SUFFIX = re.compile(r"(:[^:]*){3}$")
 
 Entry = Mapping[str, Any]
+Rule = tuple[re.Pattern[str], Mapping[str, Any]]  # model ids it covers, the flags it gives
 
 
 class _CostMap:
-    __slots__ = ("entries", "lowercase")
+    __slots__ = ("entries", "lowercase", "rules")
 
-    def __init__(self, entries: dict[str, Entry]) -> None:
+    def __init__(self, entries: dict[str, Entry], rules: tuple[Rule, ...] = ()) -> None:
         self.entries = MappingProxyType(entries)
         self.lowercase = {key.lower(): key for key in entries}
+        self.rules = rules
 
 
 _lock = threading.Lock()
@@ -58,6 +60,12 @@ def map_path() -> Path | None:
 def entries() -> Mapping[str, Entry]:
     """The map's entries for ``PROVIDERS`` (``litellm_provider``), by map key, in file order."""
     return _cost_map().entries
+
+
+def fallback_rules() -> tuple[Rule, ...]:
+    """The map's ``fallback_generalizations`` rules: (a pattern of model ids, the capability
+    flags LiteLLM gives a model it has no entry for that matches it), in file order."""
+    return _cost_map().rules
 
 
 def load() -> None:
@@ -103,14 +111,14 @@ def _cost_map() -> _CostMap:
         return loaded
     with _lock:
         if _loaded is None:
-            _loaded = _CostMap(_read())
+            _loaded = _CostMap(*_read())
         return _loaded
 
 
-def _read() -> dict[str, Entry]:
+def _read() -> tuple[dict[str, Entry], tuple[Rule, ...]]:
     path = map_path()
     if path is None:
-        return {}
+        return {}, ()
     body = path.read_bytes()
     # The parse makes ~200k objects, nearly all dropped right after; with the collector on,
     # their allocation triggers full collections of everything the process holds (~80 ms at
@@ -124,8 +132,21 @@ def _read() -> dict[str, Entry]:
             gc.enable()
     # Only our providers' entries are kept (~600 of ~4,000): the rest would be held for the
     # process's life for nothing. An entry is shared read-only: nothing may change prices.
-    return {
+    kept = {
         key: MappingProxyType(entry)
         for key, entry in raw.items()
         if isinstance(entry, dict) and entry.get("litellm_provider") in PROVIDERS
     }
+    return kept, _rules((raw.get("fallback_generalizations") or {}).get("rules") or ())
+
+
+def _rules(raw: Any) -> tuple[Rule, ...]:
+    rules = []
+    for rule in raw if isinstance(raw, list) else ():
+        try:
+            rules.append(
+                (re.compile(rule["pattern"]), MappingProxyType(rule.get("model_info") or {}))
+            )
+        except (KeyError, TypeError, re.error):
+            continue
+    return tuple(rules)

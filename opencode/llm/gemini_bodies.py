@@ -21,7 +21,6 @@ from opencode.llm.openai_bodies import HTTPFailure
 from opencode.llm.types import ProviderError
 
 PROVIDER = "gemini"
-EVENT_STREAM_TYPES = frozenset({"text/event-stream", ""})
 # google.rpc.Code names -> the HTTP status Google maps them to, for an error without a code
 RPC_STATUS = {
     "INVALID_ARGUMENT": 400,

@@ -38,15 +38,14 @@ from typing import Any
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.errors import invalid_json_error
 from opencode.llm.gemini_bodies import (
-    EVENT_STREAM_TYPES,
     PROVIDER,
     error_body,
     stream_error_event,
     whole_body,
 )
 from opencode.llm.gemini_request import SIGNATURE_SEPARATOR, auth_headers, request_body, stream_url
-from opencode.llm.http_stream import HTTPStream, PooledClient
-from opencode.llm.sse import EventLines, data_payload
+from opencode.llm.http_stream import PooledClient
+from opencode.llm.sse import data_payloads
 from opencode.llm.types import ModelRequest, ProviderError, StreamChunk, Usage
 
 # One event: Gemini sends each functionCall whole, so a call that writes a long text is one
@@ -66,7 +65,6 @@ class GeminiStreamClient(PooledClient):
     provider = PROVIDER
     error_body = staticmethod(error_body)
     whole_body = staticmethod(whole_body)
-    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         exchange = await self.post(
@@ -75,24 +73,13 @@ class GeminiStreamClient(PooledClient):
         try:
             step = StepBuilder(PROVIDER, request.max_output_chars)
             calls = _CallCount()
-            async for payload in _payloads(exchange):
+            async for payload in data_payloads(exchange.reads(), PROVIDER, MAX_LINE_BYTES):
                 for delta in add_gemini_response(step, parse_response(payload), calls):
                     yield delta
             for chunk in step.finish(request.model):
                 yield chunk
         finally:
             await exchange.close()
-
-
-async def _payloads(exchange: HTTPStream) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of the event stream, from the body's reads."""
-    lines = EventLines(PROVIDER, MAX_LINE_BYTES)
-    async for read in exchange.reads():
-        for line in lines.feed(read):
-            if (payload := data_payload(line)) is not None:
-                yield payload
-    if (payload := data_payload(lines.end())) is not None:
-        yield payload
 
 
 # ---- responses: SSE GenerateContentResponse JSON -> StreamChunk ----

@@ -36,6 +36,10 @@ WholeBody = Callable[[str, bytes], bytes | ProviderError]
 # What a non-200 amounts to: its status, body and headers as a ProviderError.
 ErrorBody = Callable[[httpx.Response, bytes], Exception]
 
+# A response without any content-type is read as an event stream too: if it is not one, it ends
+# without a finish reason, which fails the step all the same.
+EVENT_STREAM_TYPES = frozenset({"text/event-stream", ""})
+
 _END = object()
 
 
@@ -59,7 +63,7 @@ class PooledClient:
     provider = "provider"  # its name in errors
     error_body: ErrorBody  # a non-200 as an exception
     whole_body: WholeBody  # a 200 that is not an event stream
-    event_types: frozenset[str]  # the content types of a stream
+    event_types = EVENT_STREAM_TYPES  # the content types of a stream (every provider's so far)
 
     def __init__(
         self, http: httpx.AsyncClient | None = None, *, idle_timeout: float | None = 300.0

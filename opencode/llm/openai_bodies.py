@@ -11,10 +11,6 @@ from opencode.llm.types import ProviderError
 
 PROVIDER = "openai"
 
-# A response without any content-type is read as an event stream too: if it is not one, it ends
-# without a finish reason, which fails the step all the same.
-EVENT_STREAM_TYPES = frozenset({"text/event-stream", ""})
-
 
 def whole_body(content_type: str, body: bytes) -> bytes | ProviderError:
     """A 200 that is not an event stream, as the reads of one, or the error it amounts to.

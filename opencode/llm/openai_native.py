@@ -22,16 +22,15 @@ from urllib.parse import urlsplit
 
 from opencode.llm.accumulate import Delta, StepBuilder
 from opencode.llm.errors import invalid_json_error
-from opencode.llm.http_stream import HTTPStream, PooledClient
+from opencode.llm.http_stream import PooledClient
 from opencode.llm.messages import chat_fields
 from opencode.llm.openai_bodies import (
-    EVENT_STREAM_TYPES,
     PROVIDER,
     HTTPFailure,
     stream_error_event,
     whole_body,
 )
-from opencode.llm.sse import EventLines, data_payload
+from opencode.llm.sse import data_payloads
 from opencode.llm.types import ModelRequest, ProviderError, StreamChunk, Usage
 
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -51,7 +50,6 @@ class OpenAIStreamClient(PooledClient):
     provider = PROVIDER
     error_body = staticmethod(HTTPFailure.of)
     whole_body = staticmethod(whole_body)
-    event_types = EVENT_STREAM_TYPES
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]:
         exchange = await self.post(
@@ -61,24 +59,13 @@ class OpenAIStreamClient(PooledClient):
         )
         try:
             step = StepBuilder(PROVIDER, request.max_output_chars)
-            async for payload in _payloads(exchange):
+            async for payload in data_payloads(exchange.reads(), PROVIDER, MAX_LINE_BYTES):
                 for delta in add_openai_chunk(step, parse_chunk(payload)):
                     yield delta
             for chunk in step.finish(request.model):
                 yield chunk
         finally:
             await exchange.close()
-
-
-async def _payloads(exchange: HTTPStream) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of the event stream, but ``[DONE]``, from the body's reads."""
-    lines = EventLines(PROVIDER, MAX_LINE_BYTES)
-    async for read in exchange.reads():
-        for line in lines.feed(read):
-            if (payload := data_payload(line)) is not None:
-                yield payload
-    if (payload := data_payload(lines.end())) is not None:
-        yield payload
 
 
 # ---- requests ----

@@ -1,9 +1,11 @@
-"""Server-sent events read from the raw reads of a response body, for the native OpenAI path.
+"""Server-sent events read from the raw reads of a response body, for the native clients.
 
 Each ``data:`` line is one event's payload (OpenAI-compatible servers never split one over
 several ``data:`` lines); other fields (``event:``, ``id:``), ``:`` keep-alive comments and the
 blank lines between events are skipped, and so is the ``[DONE]`` sentinel.
 """
+
+from collections.abc import AsyncIterable, AsyncIterator
 
 from opencode.llm.errors import line_too_long_error
 
@@ -51,3 +53,16 @@ def data_payload(line: bytes) -> bytes | None:
         return None
     payload = line[5:].strip()
     return None if payload == b"[DONE]" else payload
+
+
+async def data_payloads(
+    reads: AsyncIterable[bytes], provider: str, max_line: int
+) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of an event stream (``[DONE]`` left out), from its body's reads."""
+    lines = EventLines(provider, max_line)
+    async for read in reads:
+        for line in lines.feed(read):
+            if (payload := data_payload(line)) is not None:
+                yield payload
+    if (payload := data_payload(lines.end())) is not None:
+        yield payload
